@@ -1,0 +1,354 @@
+"""The filesystem store: images as files under one or more data directories.
+
+Options (glance_store's names and meanings):
+
+- ``filesystem_store_datadir``: the directory images go to; or
+- ``filesystem_store_datadirs``: several, as ``DIR:PRIORITY`` (repeat the key
+  or separate with commas); an add goes to the highest-priority directory with
+  room for the image, the one with the most free space among equals;
+- ``filesystem_store_file_perm``: the mode of image files in octal digits
+  (``640``); 0 keeps the process umask's;
+- ``filesystem_thin_provisioning`` (default on): all-zero blocks are not
+  written, they become holes of a sparse file;
+- ``filesystem_store_chunk_size``: bytes per read and write.
+
+An add writes a hidden temporary file beside its target, fsyncs it, then links
+it to the image's name (which fails if the name exists: nothing is ever
+overwritten) and fsyncs the directory. A reader never sees a partial image; a
+failed add removes its temporary file. Reads skip holes with
+SEEK_DATA/SEEK_HOLE: zeros are produced in memory, not read from disk.
+A location outside the data directories (``file:///etc/passwd``, ``..``,
+symlinks pointing out) is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from glance_store_ng.errors import (
+    AlreadyExists,
+    BackendUnavailable,
+    BadLocation,
+    ConfigError,
+    NotFound,
+    PermissionDenied,
+    StorageFull,
+    StoreError,
+)
+from glance_store_ng.locations import Location
+from glance_store_ng.options import Option
+from glance_store_ng.pipeline import Ingest
+from glance_store_ng.reader import ImageReader
+from glance_store_ng.store import Capabilities, Store, clamp_range
+
+__all__ = ["FilesystemStore"]
+
+_TEMP_SUFFIX = ".partial"
+_TEMPORARY_ERRNOS = {errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT, errno.EAGAIN}
+
+
+@contextlib.contextmanager
+def _os_errors(label: str, what: str) -> Iterator[None]:
+    """Translate OSError into the store's errors: the one boundary of this driver."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except OSError as exc:
+        reason = f"{label}: {what}: {exc.strerror or exc}"
+        code = exc.errno
+        if code == errno.ENOENT:
+            raise NotFound(f"{reason}") from None
+        if code == errno.EEXIST:
+            raise AlreadyExists(reason) from None
+        if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise PermissionDenied(reason) from None
+        if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise StorageFull(f"{reason}; free space in the data directory and retry") from None
+        if code in _TEMPORARY_ERRNOS:
+            raise BackendUnavailable(reason) from None
+        raise StoreError(reason) from exc
+
+
+@dataclass(frozen=True)
+class _DataDir:
+    path: str  # absolute, symlinks resolved
+    priority: int
+
+
+def _parse_datadirs(entries: list[str], backend: str) -> list[_DataDir]:
+    dirs: list[_DataDir] = []
+    for entry in entries:
+        path, sep, priority = entry.rpartition(":")
+        if not sep or not path:
+            path, priority = entry, "0"
+        try:
+            rank = int(priority)
+        except ValueError:
+            raise ConfigError(
+                f"{backend}: filesystem_store_datadirs entry {entry!r} is not DIR:PRIORITY "
+                "(for example /var/lib/glance/images:100)"
+            ) from None
+        dirs.append(_DataDir(path, rank))
+    return dirs
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data = data[written:]
+        offset += written
+
+
+class FilesystemStore(Store):
+    """Images as files under local (or network-mounted) directories."""
+
+    schemes = ("file",)
+    CHUNK_SIZE_OPTION = "filesystem_store_chunk_size"
+    OPTIONS = (
+        Option(
+            "filesystem_store_datadir",
+            "str",
+            help="Directory the images are stored in (created if missing).",
+        ),
+        Option(
+            "filesystem_store_datadirs",
+            "list",
+            help="Several directories as DIR:PRIORITY; adds go to the highest priority with room.",
+        ),
+        Option(
+            "filesystem_store_file_perm",
+            "octal",
+            default=0,
+            help="Mode of image files in octal digits, such as 640 (0: as the umask gives).",
+        ),
+        Option(
+            "filesystem_store_chunk_size",
+            "int",
+            default=1 << 20,
+            min=4096,
+            max=1 << 30,
+            help="Bytes per read and write (default 1 MiB).",
+        ),
+        Option(
+            "filesystem_thin_provisioning",
+            "bool",
+            default=True,
+            help="Leave all-zero blocks as holes (sparse files) instead of writing them.",
+        ),
+    )
+
+    def configure(self) -> None:
+        single = self.conf["filesystem_store_datadir"]
+        several = self.conf["filesystem_store_datadirs"]
+        if single and several:
+            raise ConfigError(
+                f"{self.label}: set filesystem_store_datadir or filesystem_store_datadirs, not both"
+            )
+        if not single and not several:
+            raise ConfigError(
+                f"{self.label}: option filesystem_store_datadir is required (the directory "
+                "images are stored in), or filesystem_store_datadirs"
+            )
+        entries = _parse_datadirs(several, self.label) if several else [_DataDir(single, 0)]
+        dirs: dict[str, _DataDir] = {}
+        for entry in entries:
+            if not os.path.isabs(entry.path):
+                raise ConfigError(
+                    f"{self.label}: data directory {entry.path!r} must be an absolute path"
+                )
+            try:
+                os.makedirs(entry.path, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"{self.label}: cannot create data directory {entry.path!r}: {exc.strerror}"
+                ) from None
+            real = os.path.realpath(entry.path)
+            if not os.access(real, os.W_OK | os.X_OK):
+                raise ConfigError(
+                    f"{self.label}: data directory {entry.path!r} is not writable by this process"
+                )
+            if real in dirs:
+                raise ConfigError(
+                    f"{self.label}: data directory {entry.path!r} is listed more than once"
+                )
+            dirs[real] = _DataDir(real, entry.priority)
+        self.datadirs: tuple[_DataDir, ...] = tuple(
+            sorted(dirs.values(), key=lambda d: -d.priority)
+        )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(thin=self.conf["filesystem_thin_provisioning"])
+
+    # -- locations -----------------------------------------------------------------------
+
+    def _parse_location(self, location: Location) -> str:
+        """The real path of the image file at ``location``, or BadLocation."""
+        if location.scheme != "file":
+            raise BadLocation(f"{self.label}: {location.masked} is not a file:// location")
+        rest = location.uri[len("file://") :]
+        if not rest.startswith("/"):
+            raise BadLocation(
+                f"{self.label}: {location.masked} names a host; expected file:///absolute/path"
+            )
+        parts = rest.split("/")
+        if any(part in (".", "..") for part in parts):
+            raise BadLocation(f"{self.label}: {location.masked} contains '.' or '..' segments")
+        real = os.path.realpath(rest)
+        for datadir in self.datadirs:
+            if real.startswith(datadir.path.rstrip(os.sep) + os.sep):
+                return real
+        roots = ", ".join(d.path for d in self.datadirs)
+        raise BadLocation(
+            f"{self.label}: {location.masked} is outside the data directories ({roots})"
+        )
+
+    @staticmethod
+    def _location(path: str) -> str:
+        return "file://" + path
+
+    # -- add -----------------------------------------------------------------------------
+
+    def _pick_datadir(self, needed: int) -> _DataDir:
+        best: list[tuple[int, int, _DataDir]] = []
+        for datadir in self.datadirs:
+            with _os_errors(self.label, f"cannot stat data directory {datadir.path}"):
+                vfs = os.statvfs(datadir.path)
+            best.append((datadir.priority, vfs.f_bavail * vfs.f_frsize, datadir))
+        best.sort(key=lambda item: (-item[0], -item[1]))
+        for _, free, datadir in best:
+            if free >= needed:
+                return datadir
+        most = max(free for _, free, _ in best)
+        raise StorageFull(
+            f"{self.label}: no data directory has {needed} bytes free (at most {most}); "
+            "free space or add a data directory"
+        )
+
+    def _existing(self, image_id: str) -> str | None:
+        for datadir in self.datadirs:
+            path = os.path.join(datadir.path, image_id)
+            if os.path.lexists(path):
+                return path
+        return None
+
+    def _add(self, image_id: str, ingest: Ingest) -> str:
+        found = self._existing(image_id)
+        if found:
+            raise AlreadyExists(
+                f"{self.label}: image {image_id} already exists at {self._location(found)}"
+            )
+        datadir = self._pick_datadir(ingest.declared_size or 0)
+        final = os.path.join(datadir.path, image_id)
+        temp = os.path.join(datadir.path, f".{image_id}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
+        thin = self.conf["filesystem_thin_provisioning"]
+        perm = self.conf["filesystem_store_file_perm"]
+        with _os_errors(self.label, f"cannot create {temp}"):
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            writing = f"writing image {image_id} in {datadir.path}"
+            for chunk in ingest:  # errors of the caller's source propagate unchanged
+                with _os_errors(self.label, writing):
+                    if thin:
+                        for start, end in chunk.data_extents():
+                            _pwrite_all(fd, chunk.data[start:end], chunk.offset + start)
+                    else:
+                        _pwrite_all(fd, chunk.data, chunk.offset)
+            with _os_errors(self.label, writing):
+                os.ftruncate(fd, ingest.size)
+                if perm:
+                    os.fchmod(fd, perm)
+                os.fsync(fd)
+            fd_to_close, fd = fd, -1
+            os.close(fd_to_close)
+            with _os_errors(self.label, f"image {image_id} at {final}"):
+                os.link(temp, final)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        with _os_errors(self.label, f"cannot finish storing image {image_id}"):
+            os.unlink(temp)
+            _fsync_dir(datadir.path)
+        return self._location(final)
+
+    # -- get, get_size, delete -----------------------------------------------------------
+
+    def _open_image(self, path: str) -> tuple[int, int]:
+        with _os_errors(self.label, f"no image at {self._location(path)}"):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise NotFound(f"{self.label}: {self._location(path)} is not an image file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, info.st_size
+
+    def _get(self, location: str, offset: int, length: int | None) -> ImageReader:
+        fd, size = self._open_image(location)
+        try:
+            count = clamp_range(size, offset, length, f"{self.label}: {self._location(location)}")
+        except BaseException:
+            os.close(fd)
+            raise
+        chunks = self._read(fd, offset, offset + count, location)
+        return ImageReader(chunks, count, close=lambda: os.close(fd))
+
+    def _read(self, fd: int, start: int, end: int, path: str) -> Iterator[bytes]:
+        """Bytes ``start``..``end`` of the file, zeros for holes made in memory."""
+        step = self.chunk_size
+        zeros = bytes(min(step, max(end - start, 0)))
+        pos = start
+        with _os_errors(self.label, f"reading {self._location(path)}"):
+            while pos < end:
+                try:
+                    data_start = min(os.lseek(fd, pos, os.SEEK_DATA), end)
+                except OSError as exc:
+                    if exc.errno != errno.ENXIO:  # ENXIO: only a hole is left
+                        raise
+                    data_start = end
+                while pos < data_start:
+                    count = min(step, data_start - pos)
+                    yield zeros if count == len(zeros) else zeros[:count]
+                    pos += count
+                if pos >= end:
+                    break
+                data_end = min(os.lseek(fd, pos, os.SEEK_HOLE), end)
+                while pos < data_end:
+                    piece = os.pread(fd, min(step, data_end - pos), pos)
+                    if not piece:
+                        raise StoreError(
+                            f"{self.label}: {self._location(path)} shrank while being read"
+                        )
+                    yield piece
+                    pos += len(piece)
+
+    def _get_size(self, location: str) -> int:
+        fd, size = self._open_image(location)
+        os.close(fd)
+        return size
+
+    def _delete(self, location: str) -> None:
+        with _os_errors(self.label, f"no image at {self._location(location)}"):
+            if stat.S_ISDIR(os.lstat(location).st_mode):
+                raise NotFound(f"{self.label}: {self._location(location)} is not an image file")
+            os.unlink(location)

@@ -1,0 +1,326 @@
+"""The ``glance-store-ng`` command: add, get, inspect and delete images from a shell.
+
+With no ``--config`` it uses an embedded default: a filesystem store under
+``$XDG_DATA_HOME/glance-store-ng/images`` (``~/.local/share/...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+from . import native
+from ._version import __version__
+from .config import Stores, open_store
+from .errors import ConfigError, InvalidArgument, StoreError
+from .locations import mask_uri
+from .registry import installed_drivers, load_driver
+from .store import Store
+
+PROG = "glance-store-ng"
+
+
+def default_datadir() -> str:
+    """Where the embedded default store keeps images."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "glance-store-ng", "images")
+
+
+def _open_stores(args: argparse.Namespace) -> Stores:
+    config = args.config or os.environ.get("GLANCE_STORE_NG_CONFIG")
+    if config:
+        return Stores.from_config(config)
+    store = open_store("file", {"filesystem_store_datadir": default_datadir()}, backend="default")
+    return Stores({"default": store}, "default")
+
+
+# -- progress -------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A one-line progress display on stderr, drawn at most every 0.2 s."""
+
+    def __init__(self, total: int | None, label: str, enabled: bool) -> None:
+        self.total, self.label, self.enabled = total or None, label, enabled
+        self.done = 0
+        self.started = self._drawn = time.monotonic()
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if self.enabled and now - self._drawn >= 0.2:
+            self._drawn = now
+            rate = self.done / max(now - self.started, 1e-9) / 1e6
+            if self.total:
+                pct = 100 * self.done / self.total
+                text = f"{self.label}: {pct:5.1f}% {self.done / 1e6:,.0f}/{self.total / 1e6:,.0f} MB"
+            else:
+                text = f"{self.label}: {self.done / 1e6:,.0f} MB"
+            sys.stderr.write(f"\r{text} {rate:,.0f} MB/s ")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled and self._drawn != self.started:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+class _CountingReader:
+    """A binary file that reports progress as it is read (keeps ``readinto``: no copies)."""
+
+    def __init__(self, raw: BinaryIO, progress: _Progress) -> None:
+        self._raw, self._progress = raw, progress
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer) or 0
+        self._progress.advance(count)
+        return count
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any], lines: Iterable[str]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        for line in lines:
+            print(line)
+
+
+def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
+    image_id = args.id or str(uuid.uuid4())
+    if args.file == "-":
+        source, size = sys.stdin.buffer, None
+    else:
+        try:
+            source = open(args.file, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read {args.file!r}: {exc.strerror}") from None
+        size = os.fstat(source.fileno()).st_size or None
+    progress = _Progress(size, f"adding {image_id}", args.progress)
+    try:
+        result = stores.add(
+            image_id, _CountingReader(source, progress), size, args.hashing_algo, args.backend
+        )
+    finally:
+        progress.finish()
+        if source is not sys.stdin.buffer:
+            source.close()
+    rate = result.size / max(result.seconds, 1e-9) / 1e6
+    _print(
+        args,
+        {"image_id": image_id, **dataclasses.asdict(result)},
+        [
+            f"image id:   {image_id}",
+            f"location:   {result.location}",
+            f"size:       {result.size}",
+            f"checksum:   {result.checksum}  (md5)",
+            f"multihash:  {result.multihash}  ({result.hash_algo})",
+            f"zero bytes: {result.zero_bytes}  (left as holes, not written)",
+            f"time:       {result.seconds:.2f} s  ({rate:,.0f} MB/s)",
+        ],
+    )
+    return 0
+
+
+def _write_sparse(out: BinaryIO, chunks: Iterator[bytes], progress: _Progress) -> None:
+    """Write ``chunks`` to a regular file, seeking over all-zero chunks (holes)."""
+    position = 0
+    for chunk in chunks:
+        if native.is_zero(chunk):
+            out.seek(len(chunk), os.SEEK_CUR)
+        else:
+            out.write(chunk)
+        position += len(chunk)
+        progress.advance(len(chunk))
+    out.truncate(position)
+
+
+def cmd_get(args: argparse.Namespace, stores: Stores) -> int:
+    if not args.output and sys.stdout.isatty():
+        raise InvalidArgument("refusing to write image bytes to a terminal: use -o FILE or redirect")
+    with stores.get(args.location, args.offset, args.length, args.backend) as reader:
+        progress = _Progress(reader.size, "reading", args.progress)
+        try:
+            if args.output:
+                temp = f"{args.output}.partial"
+                try:
+                    with open(temp, "wb") as out:
+                        _write_sparse(out, iter(reader), progress)
+                    os.replace(temp, args.output)
+                except BaseException:
+                    if os.path.exists(temp):
+                        os.unlink(temp)
+                    raise
+            else:
+                out = sys.stdout.buffer
+                for chunk in reader:
+                    out.write(chunk)
+                    progress.advance(len(chunk))
+                out.flush()
+        finally:
+            progress.finish()
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, stores: Stores) -> int:
+    store = stores.store_for(args.location, args.backend)
+    size = store.get_size(args.location)
+    _print(
+        args,
+        {"location": mask_uri(args.location), "size": size, "backend": store.backend},
+        [f"location: {mask_uri(args.location)}", f"backend:  {store.backend}", f"size:     {size}"],
+    )
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, stores: Stores) -> int:
+    stores.delete(args.location, args.backend)
+    _print(args, {"deleted": mask_uri(args.location)}, [f"deleted {mask_uri(args.location)}"])
+    return 0
+
+
+def _describe_driver(name: str) -> dict[str, Any]:
+    try:
+        driver: type[Store] = load_driver(name)
+    except ConfigError as exc:
+        return {"name": name, "error": str(exc)}
+    return {
+        "name": name,
+        "class": f"{driver.__module__}.{driver.__qualname__}",
+        "schemes": list(driver.schemes),
+        "options": [
+            {
+                "name": o.name,
+                "type": o.type,
+                "default": o.default,
+                "required": o.required,
+                "secret": o.secret,
+                "help": o.help,
+            }
+            for o in driver.all_options()
+        ],
+    }
+
+
+def cmd_drivers(args: argparse.Namespace, stores: Stores | None) -> int:
+    drivers = [_describe_driver(name) for name in installed_drivers()]
+    lines = [f"hashing and zero detection: {native.IMPLEMENTATION}", ""]
+    for info in drivers:
+        if "error" in info:
+            lines += [f"{info['name']}: NOT LOADABLE: {info['error']}", ""]
+            continue
+        lines.append(f"{info['name']}  ({info['class']}; schemes: {', '.join(info['schemes'])})")
+        for o in info["options"]:
+            default = "***" if o["secret"] and o["default"] else o["default"]
+            flag = " (required)" if o["required"] else ""
+            flag += " (secret)" if o["secret"] else ""
+            lines.append(f"    {o['name']} [{o['type']}] = {default!r}{flag}: {o['help']}")
+        lines.append("")
+    if stores is not None:
+        lines.append("configured backends:")
+        for name, store in stores.items():
+            caps = dataclasses.asdict(store.capabilities)
+            shown = ", ".join(f"{k}={v}" for k, v in caps.items())
+            mark = " (default)" if name == stores.default_backend else ""
+            lines.append(f"    {name}{mark}: {type(store).__name__}; {shown}")
+    data = {
+        "implementation": native.IMPLEMENTATION,
+        "drivers": drivers,
+        "backends": {
+            name: dataclasses.asdict(store.capabilities) for name, store in (stores or {}).items()
+        },
+    }
+    _print(args, data, lines)
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Store, read and delete virtual-machine images in a filesystem, S3, Swift or RBD "
+            "store. Without --config, images go to an embedded filesystem store under "
+            f"{default_datadir()}."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a glance-api.conf-style file declaring the backends "
+        "(default: $GLANCE_STORE_NG_CONFIG, else the embedded filesystem store)",
+    )
+    parser.add_argument("--backend", metavar="NAME", help="the backend to use (default: the default one)")
+    parser.add_argument("--json", action="store_true", help="print results as JSON, for scripts")
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false",
+        help="no progress line (it is shown only when stderr is a terminal)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    add = sub.add_parser("add", help="store an image file; prints its location and checksums")
+    add.add_argument("file", metavar="FILE", help="the image file ('-' reads standard input)")
+    add.add_argument("--id", help="the image id (default: a new UUID)")
+    add.add_argument(
+        "--hashing-algo", default="sha512",
+        help="the multihash algorithm: any hashlib one, xxh3_64 or xxh3_128 (default: sha512)",
+    )
+    add.set_defaults(func=cmd_add)
+
+    get = sub.add_parser("get", help="read an image to a file or standard output")
+    get.add_argument("location", metavar="LOCATION")
+    get.add_argument("-o", "--output", metavar="FILE", help="write here (sparse where zero)")
+    get.add_argument("--offset", type=int, default=0, help="first byte to read (default 0)")
+    get.add_argument("--length", type=int, default=None, help="bytes to read (default: to the end)")
+    get.set_defaults(func=cmd_get)
+
+    info = sub.add_parser("info", help="show an image's size and backend")
+    info.add_argument("location", metavar="LOCATION")
+    info.set_defaults(func=cmd_info)
+
+    delete = sub.add_parser("delete", help="delete an image")
+    delete.add_argument("location", metavar="LOCATION")
+    delete.set_defaults(func=cmd_delete)
+
+    drivers = sub.add_parser(
+        "drivers", help="list installed drivers, their options, and the configured backends"
+    )
+    drivers.set_defaults(func=cmd_drivers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.progress = args.progress and not args.json and sys.stderr.isatty()
+    try:
+        if args.func is cmd_drivers and not (args.config or os.environ.get("GLANCE_STORE_NG_CONFIG")):
+            return cmd_drivers(args, None)
+        with _open_stores(args) as stores:
+            return args.func(args, stores)
+    except StoreError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was left half-written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Store options: declared by each driver, validated in one place.
+
+A driver lists its options as :class:`Option` values, named as glance_store
+names them (``filesystem_store_datadir``, ``s3_store_host``, ...). Values come
+either typed (a Python mapping) or as strings (a glance-api.conf file); both go
+through :func:`resolve_options`, which raises one :class:`ConfigError` naming
+the option, the backend and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Option", "COMMON_OPTIONS", "resolve_options", "mask_options"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("expected a boolean (true/false, yes/no, on/off, 1/0)")
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return int(value.strip())
+    raise ValueError("expected an integer")
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value.strip())
+    raise ValueError("expected a number")
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    raise ValueError("expected a string")
+
+
+def _as_list(value: Any) -> list[str]:
+    """A list from a list, or from a comma-separated string (repeated keys give lists)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError("expected a list or a comma-separated string")
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError("expected strings in the list")
+        out.extend(part.strip() for part in item.split(",") if part.strip())
+    return out
+
+
+def _as_octal(value: Any) -> int:
+    """A file mode written in octal digits, as glance-api.conf writes it: ``640`` or ``"0640"``.
+
+    An int is read by its decimal digits (640 means 0o640), as glance_store reads it.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("expected a file mode in octal digits, such as 640")
+    text = str(value).strip().lower().removeprefix("0o")
+    if not text or set(text) - set("01234567"):
+        raise ValueError("expected a file mode in octal digits, such as 640 or 0640")
+    mode = int(text, 8)
+    if mode > 0o7777:
+        raise ValueError("a file mode is at most 7777")
+    return mode
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "str": _as_str,
+    "int": _as_int,
+    "float": _as_float,
+    "bool": _as_bool,
+    "list": _as_list,
+    "octal": _as_octal,
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option a driver accepts.
+
+    ``type`` is one of ``str``, ``int``, ``float``, ``bool``, ``list``
+    (comma-separated or repeated key), ``octal`` (a file mode).
+    ``secret`` options are never shown: reprs, logs and errors mask them.
+    """
+
+    name: str
+    type: str = "str"
+    default: Any = None
+    help: str = ""
+    secret: bool = False
+    required: bool = False
+    choices: tuple[Any, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    deprecated_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.type not in _PARSERS:
+            raise ValueError(f"option {self.name}: unknown type {self.type!r}")
+
+    def parse(self, value: Any, backend: str) -> Any:
+        """``value`` converted and checked, or a ConfigError naming the option."""
+        shown = "***" if self.secret else repr(value)
+        try:
+            parsed = _PARSERS[self.type](value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"{backend}: option {self.name} = {shown} is not valid: {exc}"
+            ) from None
+        if self.choices and parsed not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            raise ConfigError(f"{backend}: option {self.name} = {shown} must be one of: {allowed}")
+        if self.min is not None and parsed < self.min:
+            raise ConfigError(f"{backend}: option {self.name} = {shown} is below its minimum {self.min:g}")
+        if self.max is not None and parsed > self.max:
+            raise ConfigError(f"{backend}: option {self.name} = {shown} is above its maximum {self.max:g}")
+        return parsed
+
+
+#: Options every store accepts, whatever its driver.
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "image_size_cap",
+        "int",
+        default=1099511627776,
+        min=0,
+        help="Largest image, in bytes, an add accepts (0: no limit). As Glance's image_size_cap.",
+    ),
+    Option("store_description", "str", default="", help="A description shown to users."),
+    Option("weight", "int", default=0, help="Preference among backends (as Glance's weight)."),
+)
+
+
+def resolve_options(
+    declared: Iterable[Option],
+    given: Mapping[str, Any],
+    backend: str,
+    *,
+    ignore: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Every declared option's value: given ones parsed, others defaulted.
+
+    Unknown names raise ConfigError (with a close match when there is one),
+    except those in ``ignore``. Missing required options raise ConfigError.
+    """
+    by_name: dict[str, Option] = {}
+    for option in declared:
+        by_name[option.name] = option
+        for old in option.deprecated_names:
+            by_name[old] = option
+    ignored = set(ignore)
+    values: dict[str, Any] = {}
+    for name, raw in given.items():
+        option = by_name.get(name)
+        if option is None:
+            if name in ignored:
+                continue
+            hint = difflib.get_close_matches(name, list(by_name), n=1)
+            fix = f"did you mean {hint[0]}?" if hint else "remove it"
+            known = ", ".join(sorted(o.name for o in declared))
+            raise ConfigError(
+                f"{backend}: unknown option {name!r}; {fix} (this driver takes: {known})"
+            )
+        if raw is None:
+            continue
+        values[option.name] = option.parse(raw, backend)
+    for option in declared:
+        if option.name in values:
+            continue
+        if option.required:
+            raise ConfigError(
+                f"{backend}: option {option.name} is required ({option.help or 'no default'})"
+            )
+        values[option.name] = option.default
+    return values
+
+
+def mask_options(declared: Iterable[Option], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with every secret option's value replaced by ``'***'``."""
+    secret = {o.name for o in declared if o.secret}
+    return {k: ("***" if k in secret and v else v) for k, v in values.items()}

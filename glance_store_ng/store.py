@@ -1,0 +1,279 @@
+"""The store contract: the class every driver fills in.
+
+A driver subclasses :class:`Store`, declares ``schemes``, ``OPTIONS`` and its
+:class:`Capabilities`, and implements four methods, the underscore twins of
+the public ones:
+
+``_add(image_id, ingest) -> str``
+    Consume ``ingest`` (an iterable of :class:`~glance_store_ng.pipeline.Chunk`)
+    to its end and store the bytes; return the location URI. Make the image
+    visible only after the last chunk was consumed without error. On *any*
+    exception (from the backend, from the ingest's checks, from the caller's
+    source, KeyboardInterrupt included) remove what was written and re-raise:
+    a failed add leaves no image. Refuse an existing ``image_id`` with
+    :class:`~glance_store_ng.errors.AlreadyExists` and overwrite nothing.
+    Never put credentials into the location.
+``_get(location, offset, length) -> ImageReader``
+    ``offset`` and ``length`` are already checked (``length`` may be None: to
+    the end). Raise NotFound for a missing image.
+``_get_size(location) -> int``
+``_delete(location) -> None``
+    Raise NotFound for a missing image; InUse (and change nothing) if the
+    backend says the image is still in use.
+
+Locations reach the driver parsed by ``_parse_location``, which checks that the
+URI is one this store holds (the right scheme, inside its root) and raises
+BadLocation otherwise. Each driver translates its client's exceptions into
+:mod:`glance_store_ng.errors` at one boundary.
+
+Everything else (argument checks, hashing, the size cap, results, logging)
+lives here, once, for every driver.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .errors import BadLocation, InvalidArgument
+from .locations import Location, parse_location
+from .options import COMMON_OPTIONS, Option, mask_options, resolve_options
+from .pipeline import DEFAULT_CHUNK_SIZE, ZERO_BLOCK_SIZE, Ingest
+from .reader import ImageReader
+
+__all__ = ["AddResult", "Capabilities", "Store", "check_image_id"]
+
+LOG = logging.getLogger("glance_store_ng")
+
+# Glance uses UUIDs; any id that is one safe path component, URI segment and object name is fine.
+_IMAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,254}$")
+
+
+def check_image_id(image_id: str) -> str:
+    """``image_id`` if it is safe as a file name, an object key and a URI segment."""
+    if not isinstance(image_id, str) or not _IMAGE_ID.match(image_id):
+        raise InvalidArgument(
+            f"image id {image_id!r} is not valid: use 1-255 letters, digits, '.', '_', '~' or "
+            "'-', starting with a letter or digit (Glance uses UUIDs)"
+        )
+    return image_id
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a store can do, as named values (not bit masks)."""
+
+    read_range: bool = True
+    """get() with offset/length reads only that range from the backend."""
+    unknown_size: bool = True
+    """add() accepts data whose size is not known in advance."""
+    thin: bool = False
+    """All-zero regions are not written (holes, thin images) and read back as zeros."""
+    writable: bool = True
+    """add() and delete() are allowed."""
+    max_image_size: int | None = None
+    """The largest image the backend accepts, when it has a limit."""
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What an add stored: the fields Glance records, and what the pipeline saw."""
+
+    location: str
+    """The location URI to record; it never holds credentials."""
+    size: int
+    """Bytes stored."""
+    checksum: str
+    """md5 of the bytes, in hex (Glance's ``checksum``)."""
+    multihash: str
+    """The ``hash_algo`` digest of the bytes, in hex (Glance's ``os_hash_value``)."""
+    hash_algo: str
+    """The multihash algorithm (Glance's ``os_hash_algo``)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Location metadata; holds ``store`` (the backend name) in multi-store setups."""
+    zero_bytes: int = 0
+    """Bytes in all-zero blocks the store did not write (holes); 0 when it writes zeros."""
+    seconds: float = 0.0
+    """How long the add took."""
+
+
+class Store(abc.ABC):
+    """One configured storage backend. See the module docstring for the driver contract.
+
+    ``Store(options, backend=name)``: ``options`` maps option names (as
+    glance_store names them) to values, typed or as strings; they are
+    validated against ``OPTIONS`` plus the common ones, and unknown or missing
+    ones raise ConfigError naming the option and ``backend``.
+    """
+
+    #: The URI schemes of the locations this driver writes and reads.
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: The options this driver takes (the common ones are added to them).
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+    #: The option that sets the chunk size, if the driver has one.
+    CHUNK_SIZE_OPTION: ClassVar[str | None] = None
+
+    def __init__(self, options: Mapping[str, Any] | None = None, *, backend: str | None = None):
+        self.backend = backend
+        self.conf: dict[str, Any] = resolve_options(
+            self.all_options(), options or {}, self.label
+        )
+        self.configure()
+
+    # -- what a driver declares or implements ------------------------------------------------
+
+    @classmethod
+    def all_options(cls) -> tuple[Option, ...]:
+        """The driver's options followed by the common ones."""
+        own = {o.name for o in cls.OPTIONS}
+        return cls.OPTIONS + tuple(o for o in COMMON_OPTIONS if o.name not in own)
+
+    def configure(self) -> None:  # noqa: B027 - optional hook
+        """Check ``self.conf`` beyond single options and prepare; raise ConfigError."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this store can do, given its configuration."""
+        return Capabilities()
+
+    @abc.abstractmethod
+    def _parse_location(self, location: Location) -> Any:
+        """The driver's view of ``location``; BadLocation if this store does not hold it."""
+
+    @abc.abstractmethod
+    def _add(self, image_id: str, ingest: Ingest) -> str: ...
+
+    @abc.abstractmethod
+    def _get(self, location: Any, offset: int, length: int | None) -> ImageReader: ...
+
+    @abc.abstractmethod
+    def _get_size(self, location: Any) -> int: ...
+
+    @abc.abstractmethod
+    def _delete(self, location: Any) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the store is not used afterwards."""
+
+    # -- the public API ----------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """How messages name this store: the backend name, else the driver's name."""
+        return self.backend or f"{type(self).__name__}"
+
+    @property
+    def chunk_size(self) -> int:
+        """Bytes per chunk on the add and get paths."""
+        if self.CHUNK_SIZE_OPTION:
+            return int(self.conf[self.CHUNK_SIZE_OPTION])
+        return DEFAULT_CHUNK_SIZE
+
+    def owns(self, location: str | Location) -> bool:
+        """True when ``location`` is one this store holds (scheme and root match)."""
+        try:
+            self._parse_location(parse_location(location))
+        except (BadLocation, InvalidArgument):
+            return False
+        return True
+
+    def add(
+        self,
+        image_id: str,
+        data: Any,
+        size: int | None = None,
+        hashing_algo: str = "sha512",
+    ) -> AddResult:
+        """Store ``data`` as image ``image_id``.
+
+        ``data`` is a binary file object, a bytes-like object, or an iterable
+        of bytes-like chunks. ``size`` is its length, or None/0 when unknown;
+        a stream of another length is refused (SizeMismatch). The md5 and the
+        ``hashing_algo`` digest (any hashlib algorithm, xxh3_64, xxh3_128) are
+        computed in the same pass.
+
+        Raises AlreadyExists (nothing overwritten), SizeLimitExceeded,
+        SizeMismatch, StorageFull, InvalidArgument, or the backend's errors;
+        an exception raised by ``data`` itself propagates unchanged. On any
+        failure nothing is left behind.
+        """
+        check_image_id(image_id)
+        started = time.monotonic()
+        ingest = Ingest(
+            data,
+            size=size,
+            hashing_algo=hashing_algo,
+            chunk_size=self.chunk_size,
+            size_cap=self.conf["image_size_cap"],
+            zero_block_size=ZERO_BLOCK_SIZE if self.capabilities.thin else None,
+            label=f"{self.label}: image {image_id}",
+        )
+        location = self._add(image_id, ingest)
+        if not ingest.finished:
+            raise RuntimeError(
+                f"driver {type(self).__name__} returned before consuming all the data"
+            )
+        seconds = time.monotonic() - started
+        result = AddResult(
+            location=location,
+            size=ingest.size,
+            checksum=ingest.checksum,
+            multihash=ingest.multihash,
+            hash_algo=ingest.hash_algo,
+            metadata={"store": self.backend} if self.backend else {},
+            zero_bytes=ingest.zero_bytes,
+            seconds=seconds,
+        )
+        LOG.info(
+            "%s: added image %s (%d bytes, %d in zero blocks) in %.3fs",
+            self.label, image_id, result.size, result.zero_bytes, seconds,
+        )
+        return result
+
+    def get(self, location: str | Location, offset: int = 0, length: int | None = None) -> ImageReader:
+        """The image at ``location``, from ``offset`` for ``length`` bytes (None: to the end).
+
+        Raises NotFound, BadLocation, InvalidArgument (a negative offset or
+        length, or an offset past the end), or the backend's errors.
+        """
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidArgument(f"offset must be a non-negative integer, not {offset!r}")
+        if length is not None and (not isinstance(length, int) or length < 0):
+            raise InvalidArgument(f"length must be a non-negative integer or None, not {length!r}")
+        return self._get(self._parse_location(parse_location(location)), offset, length)
+
+    def get_size(self, location: str | Location) -> int:
+        """The size in bytes of the image at ``location``; NotFound if there is none."""
+        return self._get_size(self._parse_location(parse_location(location)))
+
+    def delete(self, location: str | Location) -> None:
+        """Remove the image at ``location``; NotFound if there is none, InUse if it is in use."""
+        parsed = parse_location(location)
+        self._delete(self._parse_location(parsed))
+        LOG.info("%s: deleted %s", self.label, parsed.masked)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        shown = mask_options(self.all_options(), self.conf)
+        return f"{type(self).__name__}(backend={self.backend!r}, options={shown!r})"
+
+
+def clamp_range(size: int, offset: int, length: int | None, label: str) -> int:
+    """The number of bytes a read of ``offset``/``length`` yields from an image of ``size``.
+
+    An offset past the end raises InvalidArgument; a length past the end is cut.
+    """
+    if offset > size:
+        raise InvalidArgument(f"{label}: offset {offset} is past the end of the image ({size} bytes)")
+    available = size - offset
+    return available if length is None else min(length, available)

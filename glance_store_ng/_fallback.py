@@ -49,7 +49,9 @@ def is_zero(buf) -> bool:
     """True when every byte of ``buf`` is zero (an empty buffer is all zero)."""
     data = _searchable(buf)
     step = len(_ZEROS)
-    return all(data.startswith(_ZEROS[: min(step, len(data) - i)], i) for i in range(0, len(data), step))
+    return all(
+        data.startswith(_ZEROS[: min(step, len(data) - i)], i) for i in range(0, len(data), step)
+    )
 
 
 def zero_extents(buf, block_size: int = 4096) -> list[tuple[int, int]]:

@@ -29,7 +29,9 @@ PROG = "glance-store-ng"
 
 def default_datadir() -> str:
     """Where the embedded default store keeps images."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return os.path.join(base, "glance-store-ng", "images")
 
 
@@ -60,7 +62,9 @@ class _Progress:
             rate = self.done / max(now - self.started, 1e-9) / 1e6
             if self.total:
                 pct = 100 * self.done / self.total
-                text = f"{self.label}: {pct:5.1f}% {self.done / 1e6:,.0f}/{self.total / 1e6:,.0f} MB"
+                text = (
+                    f"{self.label}: {pct:5.1f}% {self.done / 1e6:,.0f}/{self.total / 1e6:,.0f} MB"
+                )
             else:
                 text = f"{self.label}: {self.done / 1e6:,.0f} MB"
             sys.stderr.write(f"\r{text} {rate:,.0f} MB/s ")
@@ -146,7 +150,9 @@ def _write_sparse(out: BinaryIO, chunks: Iterator[bytes], progress: _Progress) -
 
 def cmd_get(args: argparse.Namespace, stores: Stores) -> int:
     if not args.output and sys.stdout.isatty():
-        raise InvalidArgument("refusing to write image bytes to a terminal: use -o FILE or redirect")
+        raise InvalidArgument(
+            "refusing to write image bytes to a terminal: use -o FILE or redirect"
+        )
     with stores.get(args.location, args.offset, args.length, args.backend) as reader:
         progress = _Progress(reader.size, "reading", args.progress)
         try:
@@ -262,10 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a glance-api.conf-style file declaring the backends "
         "(default: $GLANCE_STORE_NG_CONFIG, else the embedded filesystem store)",
     )
-    parser.add_argument("--backend", metavar="NAME", help="the backend to use (default: the default one)")
+    parser.add_argument(
+        "--backend", metavar="NAME", help="the backend to use (default: the default one)"
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON, for scripts")
     parser.add_argument(
-        "--no-progress", dest="progress", action="store_false",
+        "--no-progress",
+        dest="progress",
+        action="store_false",
         help="no progress line (it is shown only when stderr is a terminal)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -274,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("file", metavar="FILE", help="the image file ('-' reads standard input)")
     add.add_argument("--id", help="the image id (default: a new UUID)")
     add.add_argument(
-        "--hashing-algo", default="sha512",
+        "--hashing-algo",
+        default="sha512",
         help="the multihash algorithm: any hashlib one, xxh3_64 or xxh3_128 (default: sha512)",
     )
     add.set_defaults(func=cmd_add)
@@ -306,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.progress = args.progress and not args.json and sys.stderr.isatty()
     try:
-        if args.func is cmd_drivers and not (args.config or os.environ.get("GLANCE_STORE_NG_CONFIG")):
+        if args.func is cmd_drivers and not (
+            args.config or os.environ.get("GLANCE_STORE_NG_CONFIG")
+        ):
             return cmd_drivers(args, None)
         with _open_stores(args) as stores:
             return args.func(args, stores)

@@ -34,11 +34,19 @@ __all__ = ["open_store", "Stores", "read_ini"]
 
 # Options glance-api.conf may hold in a store section that are Glance's, not a driver's.
 _GLANCE_STORE_OPTIONS = frozenset(
-    {"stores", "default_store", "default_backend", "store_type_preference", "filesystem_store_metadata_file"}
+    {
+        "stores",
+        "default_store",
+        "default_backend",
+        "store_type_preference",
+        "filesystem_store_metadata_file",
+    }
 )
 
 
-def open_store(driver: str, options: Mapping[str, Any] | None = None, *, backend: str | None = None) -> Store:
+def open_store(
+    driver: str, options: Mapping[str, Any] | None = None, *, backend: str | None = None
+) -> Store:
     """A configured :class:`Store` of the driver registered as ``driver`` (``"file"``, ``"s3"``...).
 
     ``options`` are named as glance_store names them; unknown, missing or
@@ -147,7 +155,9 @@ class Stores(Mapping[str, Store]):
         self.default_backend = default
 
     @classmethod
-    def from_config(cls, config: str | os.PathLike[str] | Mapping[str, Mapping[str, Any]]) -> Stores:
+    def from_config(
+        cls, config: str | os.PathLike[str] | Mapping[str, Mapping[str, Any]]
+    ) -> Stores:
         """Stores from a glance-api.conf-style file path or a mapping of sections."""
         sections = read_ini(config) if isinstance(config, (str, os.PathLike)) else config
         defaults = sections.get("DEFAULT", {})
@@ -163,9 +173,7 @@ class Stores(Mapping[str, Store]):
             stores: dict[str, Store] = {}
             try:
                 for name, driver in backends.items():
-                    stores[name] = load_driver(driver)(
-                        sections.get(name, {}), backend=name
-                    )
+                    stores[name] = load_driver(driver)(sections.get(name, {}), backend=name)
             except BaseException:
                 for store in stores.values():
                     store.close()
@@ -208,7 +216,7 @@ class Stores(Mapping[str, Store]):
     # -- routing -------------------------------------------------------------------------
 
     def store_for(self, location: str | Location, backend: str | None = None) -> Store:
-        """The store holding ``location``: ``backend``'s if given, else the one whose root holds it."""
+        """The store holding ``location``: ``backend``'s if given, else the one owning it."""
         if backend is not None:
             return self[backend]
         parsed = parse_location(location)
@@ -240,7 +248,10 @@ class Stores(Mapping[str, Store]):
         return self[backend or self.default_backend].add(image_id, data, size, hashing_algo)
 
     def get(
-        self, location: str | Location, offset: int = 0, length: int | None = None,
+        self,
+        location: str | Location,
+        offset: int = 0,
+        length: int | None = None,
         backend: str | None = None,
     ) -> ImageReader:
         """Store.get from the store holding ``location``."""

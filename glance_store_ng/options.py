@@ -132,9 +132,13 @@ class Option:
             allowed = ", ".join(map(str, self.choices))
             raise ConfigError(f"{backend}: option {self.name} = {shown} must be one of: {allowed}")
         if self.min is not None and parsed < self.min:
-            raise ConfigError(f"{backend}: option {self.name} = {shown} is below its minimum {self.min:g}")
+            raise ConfigError(
+                f"{backend}: option {self.name} = {shown} is below its minimum {self.min:g}"
+            )
         if self.max is not None and parsed > self.max:
-            raise ConfigError(f"{backend}: option {self.name} = {shown} is above its maximum {self.max:g}")
+            raise ConfigError(
+                f"{backend}: option {self.name} = {shown} is above its maximum {self.max:g}"
+            )
         return parsed
 
 

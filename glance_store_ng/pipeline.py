@@ -108,7 +108,7 @@ class Ingest:
     ) -> None:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise InvalidArgument(f"size must be a non-negative integer or None, not {size!r}")
-        if isinstance(data, str) or isinstance(data, io.TextIOBase):
+        if isinstance(data, (str, io.TextIOBase)):
             raise InvalidArgument(
                 "image data must be binary: open files in 'rb' mode and pass bytes, not str"
             )

@@ -59,12 +59,11 @@ def load_driver(name: str) -> type[Store]:
         )
     except NoMatches:
         installed = ", ".join(installed_drivers()) or "none"
-        raise DriverNotFound(
-            f"no store driver {name!r}; installed: {installed}"
-        ) from None
+        raise DriverNotFound(f"no store driver {name!r}; installed: {installed}") from None
     except ImportError as exc:
         raise DriverNotFound(
-            f"store driver {name!r} could not be loaded: {exc}; install {_missing_package_hint(exc)}"
+            f"store driver {name!r} could not be loaded: {exc}; "
+            f"install {_missing_package_hint(exc)}"
         ) from exc
     driver = manager.driver
     if not (isinstance(driver, type) and issubclass(driver, Store)):

@@ -120,9 +120,7 @@ class Store(abc.ABC):
 
     def __init__(self, options: Mapping[str, Any] | None = None, *, backend: str | None = None):
         self.backend = backend
-        self.conf: dict[str, Any] = resolve_options(
-            self.all_options(), options or {}, self.label
-        )
+        self.conf: dict[str, Any] = resolve_options(self.all_options(), options or {}, self.label)
         self.configure()
 
     # -- what a driver declares or implements ------------------------------------------------
@@ -203,6 +201,9 @@ class Store(abc.ABC):
         failure nothing is left behind.
         """
         check_image_id(image_id)
+        capabilities = self.capabilities
+        if not size and not capabilities.unknown_size:
+            raise InvalidArgument(f"{self.label}: this store needs the image size in advance")
         started = time.monotonic()
         ingest = Ingest(
             data,
@@ -210,7 +211,7 @@ class Store(abc.ABC):
             hashing_algo=hashing_algo,
             chunk_size=self.chunk_size,
             size_cap=self.conf["image_size_cap"],
-            zero_block_size=ZERO_BLOCK_SIZE if self.capabilities.thin else None,
+            zero_block_size=ZERO_BLOCK_SIZE if capabilities.thin else None,
             label=f"{self.label}: image {image_id}",
         )
         location = self._add(image_id, ingest)
@@ -231,11 +232,17 @@ class Store(abc.ABC):
         )
         LOG.info(
             "%s: added image %s (%d bytes, %d in zero blocks) in %.3fs",
-            self.label, image_id, result.size, result.zero_bytes, seconds,
+            self.label,
+            image_id,
+            result.size,
+            result.zero_bytes,
+            seconds,
         )
         return result
 
-    def get(self, location: str | Location, offset: int = 0, length: int | None = None) -> ImageReader:
+    def get(
+        self, location: str | Location, offset: int = 0, length: int | None = None
+    ) -> ImageReader:
         """The image at ``location``, from ``offset`` for ``length`` bytes (None: to the end).
 
         Raises NotFound, BadLocation, InvalidArgument (a negative offset or
@@ -274,6 +281,8 @@ def clamp_range(size: int, offset: int, length: int | None, label: str) -> int:
     An offset past the end raises InvalidArgument; a length past the end is cut.
     """
     if offset > size:
-        raise InvalidArgument(f"{label}: offset {offset} is past the end of the image ({size} bytes)")
+        raise InvalidArgument(
+            f"{label}: offset {offset} is past the end of the image ({size} bytes)"
+        )
     available = size - offset
     return available if length is None else min(length, available)

@@ -1,0 +1,381 @@
+"""The contract of :class:`glance_store_ng.Store`, as tests. See the package docstring."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import xxhash
+
+from glance_store_ng import errors
+from glance_store_ng.locations import Location, parse_location
+from glance_store_ng.store import Store
+
+__all__ = ["StoreConformance", "StoreFixture"]
+
+MiB = 1 << 20
+
+
+def new_id() -> str:
+    """A fresh image id, as Glance makes them."""
+    return str(uuid.uuid4())
+
+
+def random_bytes(size: int, seed: int = 0) -> bytes:
+    """Reproducible incompressible bytes."""
+    return random.Random(seed).randbytes(size)
+
+
+def mostly_zero(size: int, block: int = 4096, seed: int = 0) -> bytes:
+    """An image where 3 blocks in 4 are all zero (as a freshly installed VM disk)."""
+    rng = random.Random(seed)
+    out = bytearray(size)
+    for offset in range(0, size, block):
+        if rng.random() < 0.25:
+            out[offset : offset + block] = rng.randbytes(min(block, size - offset))
+    return bytes(out)
+
+
+class _Boom(Exception):
+    """What a failing source raises in these tests."""
+
+
+def failing_source(data: bytes, fail_at: int, piece: int = 64 * 1024) -> Iterator[bytes]:
+    """Yields ``data`` in pieces, then raises _Boom once ``fail_at`` bytes were given."""
+    for offset in range(0, len(data), piece):
+        if offset >= fail_at:
+            raise _Boom(f"source failed at byte {offset}")
+        yield data[offset : offset + piece]
+
+
+class StoreFixture:
+    """What a driver's test class supplies: a ``make_store`` fixture and a backend listing."""
+
+    @pytest.fixture
+    def make_store(self) -> Callable[..., Store]:
+        """A factory: ``make_store(**options)`` -> a Store with these options added."""
+        raise NotImplementedError("the driver's fixture class must define make_store")
+
+    def backend_listing(self, store: Store) -> set[str]:
+        """Every object, file or upload the backend holds under this store's root.
+
+        The suite compares it before and after a failed add: nothing may remain.
+        """
+        raise NotImplementedError("the driver's fixture class must define backend_listing")
+
+    def allocated_bytes(self, store: Store, location: str) -> int:
+        """Bytes the backend allocated for the image (needed when the store is thin)."""
+        raise NotImplementedError("a thin store's fixture class must define allocated_bytes")
+
+    @pytest.fixture
+    def store(self, make_store: Callable[..., Store]) -> Store:
+        return make_store()
+
+
+def _read(store: Store, location: str, offset: int = 0, length: int | None = None) -> bytes:
+    with store.get(location, offset, length) as reader:
+        data = b"".join(reader)
+    assert len(data) == reader.size
+    return data
+
+
+class AddTests:
+    """add: bytes stored as given, checksums as hashlib's, every source type."""
+
+    @pytest.mark.parametrize(
+        "kind",
+        ["bytes", "bytearray", "memoryview", "file", "read-only file", "iterable", "generator"],
+    )
+    def test_round_trip_every_source_type(self, store: Store, kind: str) -> None:
+        data = random_bytes(store.chunk_size * 2 + 12345, seed=1)
+        source: Any = {
+            "bytes": lambda: data,
+            "bytearray": lambda: bytearray(data),
+            "memoryview": lambda: memoryview(data),
+            "file": lambda: io.BytesIO(data),
+            "read-only file": lambda: _ReadOnly(data),
+            "iterable": lambda: [data[i : i + 1000] for i in range(0, len(data), 1000)],
+            "generator": lambda: (data[i : i + 70001] for i in range(0, len(data), 70001)),
+        }[kind]()
+        result = store.add(new_id(), source, len(data))
+        assert result.size == len(data)
+        assert result.checksum == hashlib.md5(data).hexdigest()
+        assert result.multihash == hashlib.sha512(data).hexdigest()
+        assert result.hash_algo == "sha512"
+        assert _read(store, result.location) == data
+        assert store.get_size(result.location) == len(data)
+        store.delete(result.location)
+
+    @pytest.mark.parametrize("algo", ["sha256", "sha1", "xxh3_64", "xxh3_128"])
+    def test_multihash_algorithms(self, store: Store, algo: str) -> None:
+        data = random_bytes(300_000, seed=2)
+        result = store.add(new_id(), data, hashing_algo=algo)
+        expected = (
+            getattr(xxhash, algo)(data).hexdigest()
+            if algo.startswith("xxh")
+            else hashlib.new(algo, data).hexdigest()
+        )
+        assert (result.hash_algo, result.multihash) == (algo, expected)
+        store.delete(result.location)
+
+    def test_empty_image(self, store: Store) -> None:
+        result = store.add(new_id(), b"", 0)
+        assert result.size == 0
+        assert result.checksum == hashlib.md5(b"").hexdigest()
+        assert store.get_size(result.location) == 0
+        assert _read(store, result.location) == b""
+        store.delete(result.location)
+
+    @pytest.mark.parametrize("delta", [-1, 0, 1])
+    @pytest.mark.parametrize("chunks", [1, 2])
+    def test_sizes_at_chunk_boundaries(self, store: Store, chunks: int, delta: int) -> None:
+        data = random_bytes(store.chunk_size * chunks + delta, seed=chunks * 10 + delta)
+        result = store.add(new_id(), io.BytesIO(data), len(data))
+        assert (result.size, result.checksum) == (len(data), hashlib.md5(data).hexdigest())
+        assert _read(store, result.location) == data
+        store.delete(result.location)
+
+    @pytest.mark.parametrize("size", [None, 0])
+    def test_unknown_size(self, store: Store, size: int | None) -> None:
+        data = random_bytes(store.chunk_size + 777, seed=3)
+        if not store.capabilities.unknown_size:
+            with pytest.raises(errors.InvalidArgument, match="size"):
+                store.add(new_id(), io.BytesIO(data), size)
+            return
+        result = store.add(new_id(), io.BytesIO(data), size)
+        assert result.size == len(data)
+        assert store.get_size(result.location) == len(data)
+        assert _read(store, result.location) == data
+        store.delete(result.location)
+
+    def test_mostly_zero_image_reads_back_equal(self, store: Store) -> None:
+        data = mostly_zero(store.chunk_size * 3 + 4096 * 3 + 100, seed=4)
+        result = store.add(new_id(), data, len(data))
+        assert result.multihash == hashlib.sha512(data).hexdigest()
+        assert _read(store, result.location) == data
+        store.delete(result.location)
+
+    def test_location_is_a_uri_of_the_store(self, store: Store) -> None:
+        result = store.add(new_id(), b"x" * 10)
+        assert parse_location(result.location).scheme in store.schemes
+        assert store.owns(result.location)
+        store.delete(result.location)
+
+    def test_no_secret_in_location_or_repr(self, store: Store) -> None:
+        result = store.add(new_id(), b"secret test")
+        secrets = [
+            str(store.conf[o.name]) for o in store.all_options() if o.secret and store.conf[o.name]
+        ]
+        for secret in secrets:
+            assert secret not in result.location
+            assert secret not in repr(store)
+            assert secret not in repr(result)
+        store.delete(result.location)
+
+    def test_concurrent_adds(self, store: Store) -> None:
+        datas = [random_bytes(200_000 + i, seed=10 + i) for i in range(4)]
+        results: list[Any] = [None] * len(datas)
+
+        def add(i: int) -> None:
+            results[i] = store.add(new_id(), datas[i])
+
+        threads = [threading.Thread(target=add, args=(i,)) for i in range(len(datas))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for data, result in zip(datas, results, strict=False):
+            assert _read(store, result.location) == data
+            store.delete(result.location)
+
+
+class _ReadOnly:
+    """A file object with read() only, as Glance's CooperativeReader."""
+
+    def __init__(self, data: bytes) -> None:
+        self._io = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._io.read(min(size, 50_000) if size > 0 else size)
+
+
+class FailedAddTests:
+    """A failed add raises a clear error and leaves nothing behind."""
+
+    def _assert_add_fails_cleanly(
+        self, store: Store, exc_type: type[BaseException], image_id: str, data: Any, **kwargs: Any
+    ) -> None:
+        before = self.backend_listing(store)  # type: ignore[attr-defined]
+        with pytest.raises(exc_type):
+            store.add(image_id, data, **kwargs)
+        assert self.backend_listing(store) == before  # type: ignore[attr-defined]
+        # The id is free: nothing half-stored claims it.
+        result = store.add(image_id, b"after the failure")
+        assert _read(store, result.location) == b"after the failure"
+        store.delete(result.location)
+
+    def test_source_error_propagates_and_leaves_nothing(self, store: Store) -> None:
+        data = random_bytes(store.chunk_size * 3, seed=5)
+        self._assert_add_fails_cleanly(
+            store, _Boom, new_id(), failing_source(data, len(data) * 6 // 10), size=len(data)
+        )
+
+    def test_keyboard_interrupt_leaves_nothing(self, store: Store) -> None:
+        def interrupted() -> Iterator[bytes]:
+            yield random_bytes(store.chunk_size + 5, seed=6)
+            raise KeyboardInterrupt
+
+        self._assert_add_fails_cleanly(store, KeyboardInterrupt, new_id(), interrupted())
+
+    def test_data_shorter_than_declared_size(self, store: Store) -> None:
+        data = random_bytes(store.chunk_size + 10, seed=7)
+        self._assert_add_fails_cleanly(
+            store, errors.SizeMismatch, new_id(), data, size=len(data) + 1
+        )
+
+    def test_data_longer_than_declared_size(self, store: Store) -> None:
+        data = random_bytes(store.chunk_size + 10, seed=8)
+        self._assert_add_fails_cleanly(
+            store, errors.SizeMismatch, new_id(), io.BytesIO(data), size=len(data) - 1
+        )
+
+    def test_size_cap_on_stream(self, make_store: Callable[..., Store]) -> None:
+        store = make_store(image_size_cap=100_000)
+        with pytest.raises(errors.SizeLimitExceeded, match="image_size_cap"):
+            store.add(new_id(), io.BytesIO(random_bytes(100_001, seed=9)))
+        self._assert_add_fails_cleanly(
+            store, errors.SizeLimitExceeded, new_id(), (b"z" * 60_000 for _ in range(2))
+        )
+        result = store.add(new_id(), random_bytes(100_000, seed=9))
+        assert result.size == 100_000
+        store.delete(result.location)
+
+    def test_size_cap_on_declared_size(self, make_store: Callable[..., Store]) -> None:
+        store = make_store(image_size_cap=1000)
+        self._assert_add_fails_cleanly(
+            store, errors.SizeLimitExceeded, new_id(), b"x" * 10, size=5000
+        )
+
+    def test_duplicate_id_is_refused_and_original_kept(self, store: Store) -> None:
+        image_id = new_id()
+        first = store.add(image_id, b"original")
+        with pytest.raises(errors.AlreadyExists) as caught:
+            store.add(image_id, b"impostor")
+        assert isinstance(caught.value, FileExistsError)
+        assert _read(store, first.location) == b"original"
+        store.delete(first.location)
+
+    @pytest.mark.parametrize("image_id", ["", "../evil", "a/b", ".hidden", "x" * 300, "nul\0", 42])
+    def test_bad_image_ids(self, store: Store, image_id: Any) -> None:
+        before = self.backend_listing(store)  # type: ignore[attr-defined]
+        with pytest.raises(errors.InvalidArgument, match="image id"):
+            store.add(image_id, b"data")
+        assert self.backend_listing(store) == before  # type: ignore[attr-defined]
+
+    def test_unsupported_hash_algorithm(self, store: Store) -> None:
+        with pytest.raises(errors.InvalidArgument, match="hashing_algo"):
+            store.add(new_id(), b"data", hashing_algo="md42")
+
+    def test_text_data_is_refused(self, store: Store) -> None:
+        with pytest.raises(errors.InvalidArgument, match="binary"):
+            store.add(new_id(), "text, not bytes")
+
+
+class GetTests:
+    """get with offset and length; the reader's size and closing."""
+
+    @pytest.fixture
+    def stored(self, store: Store) -> Iterator[tuple[str, bytes]]:
+        data = mostly_zero(store.chunk_size * 2 + 5000, seed=11)
+        data = random_bytes(3000, seed=12) + data[3000:]
+        result = store.add(new_id(), data)
+        yield result.location, data
+        store.delete(result.location)
+
+    def test_ranges(self, store: Store, stored: tuple[str, bytes]) -> None:
+        location, data = stored
+        size, chunk = len(data), store.chunk_size
+        cases = [
+            (0, None),
+            (0, 1),
+            (1, 10),
+            (chunk - 1, 2),
+            (chunk, chunk),
+            (chunk + 1, None),
+            (size - 1, None),
+            (size, None),
+            (size - 10, 100),
+            (0, size),
+            (4095, 4097),
+            (0, 0),
+        ]
+        for offset, length in cases:
+            end = size if length is None else offset + length
+            assert _read(store, location, offset, length) == data[offset:end], (offset, length)
+
+    def test_range_errors(self, store: Store, stored: tuple[str, bytes]) -> None:
+        location, data = stored
+        for offset, length in [(-1, None), (0, -1), (len(data) + 1, None), ("1", None)]:
+            with pytest.raises(errors.InvalidArgument):
+                store.get(location, offset, length)  # type: ignore[arg-type]
+
+    def test_reader_closes_early(self, store: Store, stored: tuple[str, bytes]) -> None:
+        location, data = stored
+        with store.get(location) as reader:
+            assert reader.size == len(data)
+            first = next(iter(reader))
+            assert data.startswith(first)
+        assert reader.closed
+
+    def test_location_object_accepted(self, store: Store, stored: tuple[str, bytes]) -> None:
+        location, data = stored
+        assert store.get_size(parse_location(location)) == len(data)
+        assert isinstance(parse_location(location), Location)
+
+
+class MissingAndBadLocationTests:
+    """NotFound after delete; BadLocation for what the store does not hold."""
+
+    def test_delete_then_not_found(self, store: Store) -> None:
+        result = store.add(new_id(), b"short-lived")
+        store.delete(result.location)
+        for call in (store.get, store.get_size, store.delete):
+            with pytest.raises(errors.NotFound) as caught:
+                call(result.location)
+            assert isinstance(caught.value, FileNotFoundError)
+            assert not caught.value.retryable
+
+    @pytest.mark.parametrize(
+        "location", ["", "not a uri", "nosuchscheme://x/y", "file://", "\x00://x", 42]
+    )
+    def test_bad_locations(self, store: Store, location: Any) -> None:
+        for call in (store.get, store.get_size, store.delete):
+            with pytest.raises(errors.BadLocation):
+                call(location)
+        assert not store.owns(location) if isinstance(location, str) else True
+
+
+class ThinTests:
+    """Thin stores leave all-zero blocks unwritten; others say they wrote them (zero_bytes 0)."""
+
+    def test_mostly_zero_image_allocation(self, store: Store) -> None:
+        data = mostly_zero(8 * MiB, seed=13)
+        result = store.add(new_id(), io.BytesIO(data), len(data))
+        if store.capabilities.thin:
+            assert result.zero_bytes >= len(data) // 2
+            allocated = self.allocated_bytes(store, result.location)  # type: ignore[attr-defined]
+            assert allocated <= 0.30 * len(data)
+        else:
+            assert result.zero_bytes == 0
+        assert _read(store, result.location) == data
+        store.delete(result.location)
+
+
+class StoreConformance(AddTests, FailedAddTests, GetTests, MissingAndBadLocationTests, ThinTests):
+    """Every conformance test. Combine with your StoreFixture subclass."""

@@ -1,0 +1,232 @@
+"""The filesystem driver: the conformance suite, then what is particular to files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from glance_store_ng import errors, open_store
+from glance_store_ng.store import Store
+from glance_store_ng.testing import StoreConformance, StoreFixture
+from glance_store_ng.testing.conformance import mostly_zero, new_id, random_bytes
+
+
+class FilesystemFixture(StoreFixture):
+    @pytest.fixture
+    def make_store(self, tmp_path) -> Callable[..., Store]:
+        def make(**options) -> Store:
+            options.setdefault("filesystem_store_datadir", str(tmp_path / "images"))
+            return open_store("file", options)
+
+        return make
+
+    def backend_listing(self, store: Store) -> set[str]:
+        return {
+            os.path.join(root, name)
+            for datadir in store.datadirs
+            for root, _, files in os.walk(datadir.path)
+            for name in files
+        }
+
+    def allocated_bytes(self, store: Store, location: str) -> int:
+        return os.stat(location.removeprefix("file://")).st_blocks * 512
+
+
+class TestFilesystemConformance(StoreConformance, FilesystemFixture):
+    pass
+
+
+class TestThickFilesystemConformance(StoreConformance, FilesystemFixture):
+    """The same contract with thin provisioning off and a small chunk size."""
+
+    @pytest.fixture
+    def store(self, make_store):
+        return make_store(filesystem_thin_provisioning=False, filesystem_store_chunk_size=65536)
+
+
+def path_of(location: str) -> str:
+    return location.removeprefix("file://")
+
+
+def test_thick_store_writes_zeros(tmp_path):
+    store = open_store(
+        "file", {"filesystem_store_datadir": str(tmp_path), "filesystem_thin_provisioning": "false"}
+    )
+    result = store.add(new_id(), bytes(1 << 20))
+    assert result.zero_bytes == 0
+    assert os.stat(path_of(result.location)).st_blocks * 512 >= 1 << 20
+
+
+def test_thin_store_leaves_holes_and_reads_them(tmp_path):
+    store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
+    data = bytes(3 << 20) + b"tail" + bytes(5000)
+    result = store.add(new_id(), data)
+    assert result.zero_bytes == (3 << 20) + 908  # the last, partial block counts
+    assert os.stat(path_of(result.location)).st_blocks * 512 <= 8192
+    assert os.path.getsize(path_of(result.location)) == len(data)
+    with store.get(result.location) as reader:
+        assert b"".join(reader) == data
+
+
+def test_file_permissions(tmp_path):
+    store = open_store(
+        "file", {"filesystem_store_datadir": str(tmp_path), "filesystem_store_file_perm": "640"}
+    )
+    result = store.add(new_id(), b"data")
+    assert os.stat(path_of(result.location)).st_mode & 0o7777 == 0o640
+
+
+def test_datadirs_priority_and_free_space(tmp_path):
+    high, low = tmp_path / "high", tmp_path / "low"
+    store = open_store(
+        "file", {"filesystem_store_datadirs": [f"{low}:100", f"{high}:200"], "image_size_cap": 0}
+    )
+    first = store.add(new_id(), b"a")
+    assert path_of(first.location).startswith(str(high) + "/")
+    # An image bigger than any disk cannot go anywhere: a clear storage-full error.
+    with pytest.raises(errors.StorageFull, match="free"):
+        store.add(new_id(), io.BytesIO(b"x"), size=1 << 60)
+    # Images in either directory are read, and the same id is refused across them.
+    other_id = new_id()
+    (low / other_id).write_bytes(b"placed by hand")
+    assert store.get_size(f"file://{low}/{other_id}") == 14
+    with pytest.raises(errors.AlreadyExists):
+        store.add(other_id, b"again")
+
+
+def test_datadirs_from_glance_conf_repeated_key(tmp_path):
+    from glance_store_ng import Stores
+
+    conf = tmp_path / "glance-api.conf"
+    conf.write_text(
+        "[DEFAULT]\nenabled_backends = fast:file\n"
+        "[glance_store]\ndefault_backend = fast\n"
+        f"[fast]\nfilesystem_store_datadirs = {tmp_path}/a:1\n"
+        f"filesystem_store_datadirs = {tmp_path}/b:2\n"
+    )
+    stores = Stores.from_config(conf)
+    result = stores.add(new_id(), b"x")
+    assert result.location.startswith(f"file://{tmp_path}/b/")
+    assert result.metadata == {"store": "fast"}
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({}, "filesystem_store_datadir is required"),
+        ({"filesystem_store_datadir": "relative/dir"}, "absolute"),
+        ({"filesystem_store_datadir": "/x", "filesystem_store_datadirs": ["/y:1"]}, "not both"),
+        ({"filesystem_store_datadirs": ["/tmp/a:high"]}, "DIR:PRIORITY"),
+        ({"filesystem_store_chunk_size": "big"}, "filesystem_store_chunk_size"),
+        ({"filesystem_store_chunk_size": 10}, "minimum"),
+        ({"filesystem_store_file_perm": "rw-r-----"}, "octal"),
+        ({"filesystem_thin_provisioning": "maybe"}, "boolean"),
+        ({"filesystem_store_datdir": "/tmp"}, "did you mean filesystem_store_datadir"),
+    ],
+)
+def test_configuration_errors(options, message):
+    with pytest.raises(errors.ConfigError, match=message):
+        open_store("file", options)
+
+
+class TestHostileLocations:
+    @pytest.fixture
+    def store(self, tmp_path) -> Store:
+        return open_store("file", {"filesystem_store_datadir": str(tmp_path / "images")})
+
+    @pytest.mark.parametrize(
+        "location",
+        [
+            "file:///etc/passwd",
+            "file://evil.example/etc/passwd",
+            "file:///{root}/../../etc/passwd",
+            "file:///{root}/./x",
+            "file:///{root}",
+            "file:///{root}-sibling/x",
+            "s3://host/bucket/x",
+        ],
+    )
+    def test_refused(self, store, location):
+        root = store.datadirs[0].path
+        location = location.format(root=root.lstrip("/"))
+        for call in (store.get, store.get_size, store.delete):
+            with pytest.raises(errors.BadLocation):
+                call(location)
+        assert os.path.exists("/etc/passwd")
+
+    def test_symlink_out_of_the_datadir_is_refused(self, store, tmp_path):
+        secret = tmp_path / "secret"
+        secret.write_bytes(b"do not serve")
+        link = os.path.join(store.datadirs[0].path, "innocent")
+        os.symlink(secret, link)
+        for call in (store.get, store.get_size, store.delete):
+            with pytest.raises(errors.BadLocation, match="outside"):
+                call("file://" + link)
+        assert secret.read_bytes() == b"do not serve"
+
+    def test_directory_is_not_an_image(self, store):
+        sub = os.path.join(store.datadirs[0].path, "subdir")
+        os.mkdir(sub)
+        for call in (store.get, store.get_size, store.delete):
+            with pytest.raises(errors.NotFound):
+                call("file://" + sub)
+        assert os.path.isdir(sub)
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path) -> Iterator[str]:
+    """A 4 MiB tmpfs: the real ENOSPC. Mounting needs root (CI runs as root)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.fail(
+            f"this test mounts a 4 MiB tmpfs to fill it and needs root: {done.stderr.strip()}"
+        )
+    try:
+        yield str(mount)
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_disk_full_is_storage_full_and_removes_the_partial_file(tiny_filesystem):
+    store = open_store("file", {"filesystem_store_datadir": tiny_filesystem})
+    with pytest.raises(errors.StorageFull) as caught:
+        store.add(new_id(), io.BytesIO(random_bytes(6 << 20)))  # size unknown: no early check
+    assert isinstance(caught.value, OSError)
+    assert os.listdir(tiny_filesystem) == []
+    result = store.add(new_id(), random_bytes(1 << 20))
+    assert store.get_size(result.location) == 1 << 20
+
+
+def test_readers_see_no_partial_image(tmp_path):
+    store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
+    image_id = new_id()
+    seen = []
+
+    def source():
+        for _ in range(3):
+            seen.append(os.listdir(tmp_path))
+            yield random_bytes(1 << 20)
+
+    store.add(image_id, source())
+    assert all(image_id not in names for names in seen)
+    assert image_id in os.listdir(tmp_path)
+
+
+def test_mostly_zero_large_image_checksums(tmp_path):
+    store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
+    data = mostly_zero(16 << 20, seed=99)
+    result = store.add(new_id(), io.BytesIO(data), len(data))
+    assert result.checksum == hashlib.md5(data).hexdigest()
+    assert result.multihash == hashlib.sha512(data).hexdigest()
+    assert os.stat(path_of(result.location)).st_blocks * 512 < 0.3 * len(data)

@@ -224,12 +224,17 @@ class Stores(Mapping[str, Store]):
         if len(owners) == 1:
             return owners[0]
         if not owners:
-            same_scheme = [s for s in self._stores.values() if parsed.scheme in s.schemes]
-            if len(same_scheme) == 1:  # its own message says what is wrong
-                same_scheme[0]._parse_location(parsed)
+            reasons = []
+            for store in self._stores.values():
+                if parsed.scheme in store.schemes:  # its own message says what is wrong
+                    try:
+                        store._parse_location(parsed)
+                    except BadLocation as exc:
+                        reasons.append(str(exc))
             raise BadLocation(
-                f"no enabled backend holds {parsed.masked}; enabled backends: "
-                f"{', '.join(self._stores)}"
+                f"no enabled backend holds {parsed.masked}"
+                + (f": {'; '.join(reasons)}" if reasons else "")
+                + f" (enabled backends: {', '.join(self._stores)})"
             )
         names = ", ".join(s.backend or "?" for s in owners)
         raise BadLocation(

@@ -35,19 +35,19 @@ def _as_int(value: Any) -> int:
         raise ValueError("expected an integer, got a boolean")
     if isinstance(value, int):
         return value
-    if isinstance(value, str):
+    try:
         return int(value.strip())
-    raise ValueError("expected an integer")
+    except (ValueError, AttributeError):
+        raise ValueError("expected an integer") from None
 
 
 def _as_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a number, got a boolean")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        return float(value.strip())
-    raise ValueError("expected a number")
+    try:
+        return float(value.strip()) if isinstance(value, str) else float(value)
+    except (ValueError, TypeError):
+        raise ValueError("expected a number") from None
 
 
 def _as_str(value: Any) -> str:

@@ -18,7 +18,7 @@ from stevedore.exception import NoMatches
 from .errors import DriverNotFound
 from .store import Store
 
-__all__ = ["NAMESPACE", "installed_drivers", "load_driver"]
+__all__ = ["NAMESPACE", "check_driver", "installed_drivers", "load_driver"]
 
 NAMESPACE = "glance_store_ng.drivers"
 
@@ -65,11 +65,15 @@ def load_driver(name: str) -> type[Store]:
             f"store driver {name!r} could not be loaded: {exc}; "
             f"install {_missing_package_hint(exc)}"
         ) from exc
+    return check_driver(name, manager)
+
+
+def check_driver(name: str, manager: DriverManager) -> type[Store]:
+    """The class ``manager`` loaded for ``name``, if it is a Store subclass."""
     driver = manager.driver
     if not (isinstance(driver, type) and issubclass(driver, Store)):
         raise DriverNotFound(
-            f"store driver {name!r} ({manager.extensions[0].entry_point_target}) is not a "
-            "glance_store_ng.Store subclass"
+            f"store driver {name!r} ({driver!r}) is not a glance_store_ng.Store subclass"
         )
     return driver
 

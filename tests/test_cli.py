@@ -1,0 +1,112 @@
+"""The glance-store-ng command, run as a user runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from glance_store_ng.testing.conformance import mostly_zero
+
+EXE = shutil.which("glance-store-ng", path=os.path.dirname(sys.executable)) or "glance-store-ng"
+
+
+@pytest.fixture
+def run(tmp_path):
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env.pop("GLANCE_STORE_NG_CONFIG", None)
+
+    def run(*args: str, ok: bool = True, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [EXE, *args], env=env, input=stdin, capture_output=True, cwd=tmp_path, timeout=120
+        )
+        if ok:
+            assert done.returncode == 0, done.stderr.decode()
+        return done
+
+    return run
+
+
+def test_add_get_info_delete_on_the_embedded_default_store(run, tmp_path):
+    image = tmp_path / "disk.raw"
+    data = mostly_zero(8 << 20, seed=1)
+    image.write_bytes(data)
+    out = json.loads(run("--json", "add", str(image), "--id", "cli-image").stdout)
+    assert out["checksum"] == hashlib.md5(data).hexdigest()
+    assert out["multihash"] == hashlib.sha512(data).hexdigest()
+    assert out["size"] == len(data) and out["zero_bytes"] > len(data) // 2
+    location = out["location"]
+    assert location == f"file://{tmp_path}/xdg/glance-store-ng/images/cli-image"
+    stored = location.removeprefix("file://")
+    assert os.stat(stored).st_blocks * 512 < 0.3 * len(data)
+
+    text = run("add", str(image)).stdout.decode()
+    assert f"checksum:   {hashlib.md5(data).hexdigest()}" in text
+    assert "zero bytes:" in text and "location:   file://" in text
+
+    assert json.loads(run("--json", "info", location).stdout)["size"] == len(data)
+    copy = tmp_path / "copy.raw"
+    run("get", location, "-o", str(copy))
+    assert copy.read_bytes() == data
+    assert os.stat(copy).st_blocks * 512 < 0.3 * len(data)  # written sparse
+    assert run("get", location, "--offset", "5", "--length", "7").stdout == data[5:12]
+
+    assert "deleted" in run("delete", location).stdout.decode()
+    gone = run("info", location, ok=False)
+    assert gone.returncode == 1
+    assert gone.stderr.decode().startswith("glance-store-ng: error: ")
+    assert b"Traceback" not in gone.stderr and len(gone.stderr.splitlines()) == 1
+
+
+def test_add_from_stdin(run):
+    data = os.urandom(300_000)
+    out = json.loads(run("--json", "add", "-", stdin=data).stdout)
+    assert out["size"] == len(data) and out["checksum"] == hashlib.md5(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["add", "/no/such/file"], "cannot read '/no/such/file'"),
+        (["get", "file:///etc/passwd"], "outside the data directories"),
+        (["add", "--hashing-algo", "md42", "/etc/hostname"], "unsupported hashing_algo"),
+        (["--config", "/no/such.conf", "drivers"], "cannot read config file"),
+        (["add", "--id", "../up", "/etc/hostname"], "image id '../up' is not valid"),
+    ],
+)
+def test_errors_are_one_clear_line(run, args, message):
+    done = run(*args, ok=False)
+    err = done.stderr.decode()
+    assert done.returncode == 1 and message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_drivers_lists_file_with_options_and_implementation(run):
+    info = json.loads(run("--json", "drivers").stdout)
+    assert info["implementation"] in ("native", "python")
+    file_driver = next(d for d in info["drivers"] if d["name"] == "file")
+    names = {o["name"] for o in file_driver["options"]}
+    assert {"filesystem_store_datadir", "filesystem_thin_provisioning"} <= names
+    assert "hashing and zero detection:" in run("drivers").stdout.decode()
+
+
+def test_config_file_and_backend_choice(run, tmp_path):
+    conf = tmp_path / "glance-api.conf"
+    conf.write_text(
+        "[DEFAULT]\nenabled_backends = fast:file, cold:file\n"
+        "[glance_store]\ndefault_backend = fast\n"
+        f"[fast]\nfilesystem_store_datadir = {tmp_path}/fast\n"
+        f"[cold]\nfilesystem_store_datadir = {tmp_path}/cold\n"
+    )
+    out = json.loads(
+        run("--config", str(conf), "--backend", "cold", "--json", "add", "/etc/hostname").stdout
+    )
+    assert out["location"].startswith(f"file://{tmp_path}/cold/")
+    assert out["metadata"] == {"store": "cold"}
+    listing = run("--config", str(conf), "drivers").stdout.decode()
+    assert "fast (default)" in listing and "cold" in listing

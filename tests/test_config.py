@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from glance_store_ng.drivers.filesystem import FilesystemStore
 from stevedore import DriverManager
 from stevedore.extension import Extension
 
 from glance_store_ng import Stores, errors, open_store
-from glance_store_ng.drivers.filesystem import FilesystemStore
 from glance_store_ng.options import Option, resolve_options
 from glance_store_ng.registry import NAMESPACE, check_driver, installed_drivers, load_driver
 

@@ -52,13 +52,13 @@ def naive_zero_extents(data: bytes, block: int) -> list[tuple[int, int]]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=st.data(), image=images_with_zero_runs(), chunk_size=st.sampled_from([4096, 5000, 65536]))
+@given(
+    data=st.data(), image=images_with_zero_runs(), chunk_size=st.sampled_from([4096, 5000, 65536])
+)
 def test_ingest_equals_hashlib_whatever_the_chunking(data, image, chunk_size):
     pieces = data.draw(chunked(image))
     algo = data.draw(st.sampled_from(["sha512", "sha256", "xxh3_64", "xxh3_128"]))
-    ingest = Ingest(
-        iter(pieces), hashing_algo=algo, chunk_size=chunk_size, zero_block_size=BLOCK
-    )
+    ingest = Ingest(iter(pieces), hashing_algo=algo, chunk_size=chunk_size, zero_block_size=BLOCK)
     out = bytearray()
     zero_bytes = 0
     for chunk in ingest:

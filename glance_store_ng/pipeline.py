@@ -6,10 +6,20 @@ it computes md5 (Glance's ``checksum``) and the multihash in the same pass,
 finds all-zero blocks when the driver can skip them, enforces the size cap and
 the declared size, and hands the driver :class:`Chunk` values.
 
+The work is spread over both cores: md5 and the multihash each run on a
+thread of their own (hashlib and the C module release the GIL while they
+hash), while the caller's thread reads the source, scans for zeros and runs
+the driver's writes. Chunks travel through a bounded ring of ``DEPTH``
+reusable buffers, so memory stays at ``DEPTH x chunk_size`` whatever the image
+size. The source is always read in the caller's thread (it may be a green
+thread or hold thread-local state).
+
 No chunk is copied on the way: a bytes-like source is sliced, a file object
-is read into one reusable buffer with ``readinto``. So a chunk's ``data`` is
-valid only until the driver asks for the next chunk; a driver that keeps data
-longer (an upload in flight) copies it.
+is read into the ring's buffers with ``readinto``, immutable ``bytes`` pieces
+are passed on as they are; only mutable pieces of an iterable (which the
+caller may refill) are copied into the ring. A chunk's ``data`` is valid only
+until the driver asks for the next chunk; a driver that keeps data longer (an
+upload in flight) copies it.
 
 A check that fails (size cap, declared size) raises *before* the offending
 chunk reaches the driver, and a declared size that is too large raises when
@@ -20,6 +30,8 @@ after consuming the whole stream never commits a bad image.
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +42,7 @@ from .errors import InvalidArgument, SizeLimitExceeded, SizeMismatch
 __all__ = ["Chunk", "Ingest", "check_hash_algorithm", "DEFAULT_CHUNK_SIZE", "ZERO_BLOCK_SIZE"]
 
 DEFAULT_CHUNK_SIZE = 1 << 20
+DEPTH = 4
 ZERO_BLOCK_SIZE = 4096
 
 
@@ -88,6 +101,59 @@ def _is_bytes_like(data: Any) -> bool:
     return True
 
 
+class _Slot:
+    """One place in the ring: a reusable buffer (made on first use) and its users."""
+
+    __slots__ = ("buffer", "users", "lock", "ring")
+
+    def __init__(self, ring: queue.SimpleQueue[_Slot]) -> None:
+        self.buffer: memoryview | None = None
+        self.users = 0
+        self.lock = threading.Lock()
+        self.ring = ring
+
+    def buffer_of(self, size: int) -> memoryview:
+        if self.buffer is None:
+            self.buffer = memoryview(bytearray(size))
+        return self.buffer
+
+    def release(self) -> None:
+        """One user is done; the last one puts the slot back in the ring."""
+        with self.lock:
+            self.users -= 1
+            free = self.users == 0
+        if free:
+            self.ring.put(self)
+
+
+class _Hasher(threading.Thread):
+    """Feeds chunks, in order, to one digest on a thread of its own."""
+
+    def __init__(self, digest: Any, name: str) -> None:
+        super().__init__(name=f"glance_store_ng-{name}", daemon=True)
+        self.digest = digest
+        self.queue: queue.SimpleQueue[tuple[memoryview, _Slot] | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    def run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            view, slot = item
+            try:
+                if self.error is None and not self.cancelled:
+                    self.digest.update(view)
+            except BaseException as exc:  # reported to the caller's thread by finish()
+                self.error = exc
+            finally:
+                slot.release()
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
 class Ingest:
     """An iterator of :class:`Chunk` over the caller's data, checking and hashing as it goes.
 
@@ -105,6 +171,7 @@ class Ingest:
         size_cap: int = 0,
         zero_block_size: int | None = None,
         label: str = "image",
+        depth: int = DEPTH,
     ) -> None:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise InvalidArgument(f"size must be a non-negative integer or None, not {size!r}")
@@ -123,16 +190,20 @@ class Ingest:
                 f"{label}: declared size {self.declared_size} bytes is over the size cap of "
                 f"{size_cap} bytes (option image_size_cap)"
             )
+        self._ring: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        for _ in range(depth):
+            self._ring.put(_Slot(self._ring))
         self._source = self._open_source(data)
         self._md5 = native.new_digest("md5")
         self._multihash = native.new_digest(self.hash_algo)
         self.size = 0
         self.zero_bytes = 0
         self.finished = False
+        self._started = False
 
-    # -- sources ---------------------------------------------------------------------------
+    # -- sources: each yields (view, slot), the slot taken from the ring -------------------
 
-    def _open_source(self, data: Any) -> Iterator[memoryview]:
+    def _open_source(self, data: Any) -> Iterator[tuple[memoryview, _Slot]]:
         if _is_bytes_like(data):
             return self._from_buffer(_bytes_view(data))
         if hasattr(data, "readinto"):
@@ -146,13 +217,24 @@ class Ingest:
             f"bytes-like chunks, not {type(data).__name__}"
         )
 
-    def _from_buffer(self, view: memoryview) -> Iterator[memoryview]:
+    def _from_buffer(self, view: memoryview) -> Iterator[tuple[memoryview, _Slot]]:
+        """Slices of a buffer the caller does not touch while add runs: no copies."""
         for start in range(0, len(view), self.chunk_size):
-            yield view[start : start + self.chunk_size]
+            yield view[start : start + self.chunk_size], self._ring.get()
 
-    def _from_readinto(self, fileobj: Any) -> Iterator[memoryview]:
-        buffer = memoryview(bytearray(self.chunk_size))
+    def _copied(self, view: memoryview) -> Iterator[tuple[memoryview, _Slot]]:
+        """A buffer the caller may refill: copied into the ring's buffers."""
+        for start in range(0, len(view), self.chunk_size):
+            piece = view[start : start + self.chunk_size]
+            slot = self._ring.get()
+            buffer = slot.buffer_of(self.chunk_size)[: len(piece)]
+            buffer[:] = piece
+            yield buffer, slot
+
+    def _from_readinto(self, fileobj: Any) -> Iterator[tuple[memoryview, _Slot]]:
         while True:
+            slot = self._ring.get()
+            buffer = slot.buffer_of(self.chunk_size)
             filled = 0
             while filled < len(buffer):
                 count = fileobj.readinto(buffer[filled:])
@@ -162,53 +244,84 @@ class Ingest:
                     break
                 filled += count
             if filled == 0:
+                self._ring.put(slot)
                 return
-            yield buffer[:filled]
+            yield buffer[:filled], slot
             if filled < len(buffer):
                 return
 
-    def _from_read(self, fileobj: Any) -> Iterator[memoryview]:
+    def _from_read(self, fileobj: Any) -> Iterator[tuple[memoryview, _Slot]]:
         while True:
             piece = fileobj.read(self.chunk_size)
             if not piece:
                 return
             if isinstance(piece, str):
                 raise InvalidArgument("image data must be binary: read() returned str, not bytes")
-            yield _bytes_view(piece)
+            yield from self._pieces(piece)
 
-    def _from_iterable(self, chunks: Iterable[Any]) -> Iterator[memoryview]:
+    def _from_iterable(self, chunks: Iterable[Any]) -> Iterator[tuple[memoryview, _Slot]]:
         for piece in chunks:
             if not _is_bytes_like(piece):
                 raise InvalidArgument(
                     f"image data chunks must be bytes-like, not {type(piece).__name__}"
                 )
-            yield from self._from_buffer(_bytes_view(piece))
+            yield from self._pieces(piece)
+
+    def _pieces(self, piece: Any) -> Iterator[tuple[memoryview, _Slot]]:
+        view = _bytes_view(piece)
+        immutable = isinstance(piece, bytes) or view.readonly
+        return self._from_buffer(view) if immutable else self._copied(view)
 
     # -- the pass --------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Chunk]:
+        if self._started:
+            raise RuntimeError("an Ingest can be iterated only once")
+        self._started = True
         return self._chunks()
 
     def _chunks(self) -> Iterator[Chunk]:
-        for view in self._source:
-            if not view:
-                continue
-            offset = self.size
-            self._check_size(offset + len(view))
-            self.size = offset + len(view)
-            self._md5.update(view)
-            self._multihash.update(view)
-            zeros: list[tuple[int, int]] = []
-            if self.zero_block_size:
-                zeros = native.zero_extents(view, self.zero_block_size)
-                self.zero_bytes += sum(end - start for start, end in zeros)
-            yield Chunk(offset, view, zeros)
-        if self.declared_size is not None and self.size != self.declared_size:
-            raise SizeMismatch(
-                f"{self.label}: the data ended after {self.size} bytes but its declared size is "
-                f"{self.declared_size} bytes; nothing was stored"
-            )
-        self.finished = True
+        hashers = [_Hasher(self._md5, "md5"), _Hasher(self._multihash, self.hash_algo)]
+        for hasher in hashers:
+            hasher.start()
+        try:
+            for view, slot in self._source:
+                if not view:
+                    self._ring.put(slot)
+                    continue
+                offset = self.size
+                slot.users = len(hashers) + 1  # the hashers and the driver
+                try:
+                    self._check_size(offset + len(view))
+                except BaseException:
+                    slot.users = 1
+                    slot.release()
+                    raise
+                self.size = offset + len(view)
+                for hasher in hashers:
+                    hasher.queue.put((view, slot))
+                zeros: list[tuple[int, int]] = []
+                if self.zero_block_size:
+                    zeros = native.zero_extents(view, self.zero_block_size)
+                    self.zero_bytes += sum(end - start for start, end in zeros)
+                try:
+                    yield Chunk(offset, view, zeros)
+                finally:
+                    slot.release()
+            if self.declared_size is not None and self.size != self.declared_size:
+                raise SizeMismatch(
+                    f"{self.label}: the data ended after {self.size} bytes but its declared "
+                    f"size is {self.declared_size} bytes; nothing was stored"
+                )
+            for hasher in hashers:
+                hasher.finish()
+            self.finished = True
+        finally:
+            for hasher in hashers:
+                if hasher.is_alive():
+                    hasher.cancelled = True
+                    hasher.queue.put(None)
+                    hasher.join()
 
     def _check_size(self, total: int) -> None:
         if self.size_cap and total > self.size_cap:
@@ -224,10 +337,10 @@ class Ingest:
 
     @property
     def checksum(self) -> str:
-        """md5 of the data, in hex (Glance's ``checksum``)."""
+        """md5 of the data, in hex (Glance's ``checksum``); valid once ``finished``."""
         return self._md5.hexdigest()
 
     @property
     def multihash(self) -> str:
-        """The ``hash_algo`` digest of the data, in hex (Glance's ``os_hash_value``)."""
+        """The ``hash_algo`` digest in hex (Glance's ``os_hash_value``); valid once ``finished``."""
         return self._multihash.hexdigest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 
 import pytest
 import xxhash
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.native import zero_extents
-from glance_store_ng.pipeline import Ingest
+from glance_store_ng.pipeline import DEPTH, Ingest
 from glance_store_ng.testing.conformance import new_id
 
 BLOCK = 4096
@@ -108,10 +109,37 @@ def test_zero_extents_match_a_naive_scan(image):
     assert zero_extents(view, BLOCK) == naive_zero_extents(image[1:], BLOCK)
 
 
-def test_file_sources_are_read_into_one_reused_buffer():
-    ingest = Ingest(io.BytesIO(b"a" * 10000), chunk_size=4096)
+def test_file_sources_are_read_into_a_bounded_ring_of_buffers():
+    ingest = Ingest(io.BytesIO(b"a" * 100_000), chunk_size=4096)
     buffers = {id(chunk.data.obj) for chunk in ingest}
-    assert len(buffers) == 1
+    assert 1 <= len(buffers) <= DEPTH
+
+
+def test_refilled_mutable_chunks_are_hashed_as_they_were_given():
+    """A source that refills one bytearray between yields (hashing runs on other threads)."""
+    expected = hashlib.sha512()
+
+    def refilling():
+        buffer = bytearray(50_000)
+        for i in range(40):
+            buffer[:] = bytes([i]) * len(buffer)
+            expected.update(buffer)
+            yield buffer
+
+    ingest = Ingest(refilling(), chunk_size=65536)
+    for _ in ingest:
+        pass
+    assert ingest.multihash == expected.hexdigest()
+
+
+def test_hashing_threads_end_when_the_driver_stops_early():
+    before = threading.active_count()
+    ingest = Ingest(io.BytesIO(bytes(10 << 20)), chunk_size=65536)
+    chunks = iter(ingest)
+    next(chunks)
+    chunks.close()  # the driver failed and dropped the stream
+    assert threading.active_count() == before
+    assert not ingest.finished
 
 
 def test_bytes_sources_are_not_copied():

@@ -1,0 +1,369 @@
+"""``glance-store-ng bench``: measure adds and gets against a store, beside baselines.
+
+For each case (a random image, a 75%-zero image, optionally a file of yours)
+it adds the image to the store and reads it back, each measurement in a fresh
+child process so its peak RSS is its own, and reports MB/s, CPU seconds, peak
+RSS growth and the storage allocated. In the same run it measures the bare
+baselines (hashlib md5 then sha512 on the same chunks; a plain read/write copy
+with fsync) and, where the ``glance_store`` package is importable, the same
+add and get through glance_store's driver for the same backend, and prints our
+ratio to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .errors import InvalidArgument
+
+__all__ = ["Measurement", "run_bench", "format_table"]
+
+MiB = 1 << 20
+BLOCK = 4096
+
+
+@dataclasses.dataclass
+class Measurement:
+    """One timed operation."""
+
+    case: str
+    operation: str  # add, get, hash md5+sha512, copy
+    implementation: str  # glance_store_ng, glance_store, hashlib, read/write
+    size: int
+    seconds: float
+    cpu_seconds: float
+    peak_rss_growth: int  # bytes over the child's RSS before the operation
+    allocated: int | None = None  # bytes the backend allocated for the image, where known
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.size / max(self.seconds, 1e-9) / 1e6
+
+
+# -- images ---------------------------------------------------------------------------------
+
+
+def make_image(path: str, size: int, zero_fraction: float, seed: int = 1) -> None:
+    """Write ``size`` bytes: 4 KiB blocks, ``zero_fraction`` of them all zero, the rest random."""
+    rng = random.Random(seed)
+    random_block = os.urandom
+    with open(path, "wb") as out:
+        pending = bytearray()
+        for offset in range(0, size, BLOCK):
+            count = min(BLOCK, size - offset)
+            pending += bytes(count) if rng.random() < zero_fraction else random_block(count)
+            if len(pending) >= 8 * MiB:
+                out.write(pending)
+                pending.clear()
+        out.write(pending)
+
+
+def parse_size(text: str) -> int:
+    """``1G``, ``512M``, ``4096``: a size in bytes (binary units)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise InvalidArgument(f"size {text!r} is not a size such as 1G, 512M or 4096") from None
+
+
+# -- the child process: one operation, its own peak RSS --------------------------------------
+
+
+def _rusage() -> tuple[float, int]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def _current_rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _timed(run: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
+    rss_before = _current_rss()
+    cpu_before, _ = _rusage()
+    started = time.perf_counter()
+    value = run()
+    seconds = time.perf_counter() - started
+    cpu_after, peak = _rusage()
+    return value, {
+        "seconds": seconds,
+        "cpu_seconds": cpu_after - cpu_before,
+        "peak_rss_growth": max(0, peak - rss_before),
+    }
+
+
+def _open_ours(spec: dict[str, Any]):
+    from .config import Stores
+
+    if spec.get("config"):
+        stores = Stores.from_config(spec["config"])
+        return stores[spec.get("backend") or stores.default_backend]
+    from .config import open_store
+
+    return open_store("file", {"filesystem_store_datadir": spec["datadir"]}, backend="bench")
+
+
+def _open_glance_store(spec: dict[str, Any]):
+    """glance_store's filesystem driver over the same directory (the only one wired up yet)."""
+    if spec.get("config"):
+        raise InvalidArgument("the glance_store comparison runs with the embedded file store only")
+    from glance_store._drivers import filesystem
+    from oslo_config import cfg
+
+    import glance_store
+
+    conf = cfg.ConfigOpts()
+    glance_store.register_opts(conf)
+    conf([], project="glance-store-ng-bench")
+    conf.set_override("filesystem_store_datadir", spec["datadir"], "glance_store")
+    conf.set_override("filesystem_thin_provisioning", True, "glance_store")
+    store = filesystem.Store(conf)
+    store.configure()
+    return store, conf
+
+
+def _allocated(location: str) -> int | None:
+    if location.startswith("file://"):
+        return os.stat(location[len("file://") :]).st_blocks * 512
+    return None
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one operation described by ``spec``; return its figures (and a location for adds)."""
+    op, impl, path = spec["operation"], spec["implementation"], spec.get("path")
+    result: dict[str, Any] = {}
+    if impl == "glance_store_ng":
+        store = _open_ours(spec)
+        if op == "add":
+            with open(path, "rb") as source:
+                added, result = _timed(lambda: store.add(str(uuid.uuid4()), source, os.path.getsize(path)))
+            os.sync()
+            result.update(location=added.location, allocated=_allocated(added.location))
+        elif op == "get":
+            def read_all() -> None:
+                with store.get(spec["location"]) as reader:
+                    for _ in reader:
+                        pass
+
+            _, result = _timed(read_all)
+        elif op == "delete":
+            store.delete(spec["location"])
+    elif impl == "glance_store":
+        from glance_store import location as gs_location
+
+        store, conf = _open_glance_store(spec)
+        if op == "add":
+            with open(path, "rb") as source:
+                added, result = _timed(
+                    lambda: store.add(str(uuid.uuid4()), source, os.path.getsize(path), "sha512")
+                )
+            os.sync()
+            result.update(location=added[0], allocated=_allocated(added[0]))
+        elif op == "get":
+            loc = gs_location.get_location_from_uri(spec["location"], conf=conf)
+
+            def read_all() -> None:
+                chunks, _ = store.get(loc)
+                for _ in chunks:
+                    pass
+
+            _, result = _timed(read_all)
+        elif op == "delete":
+            store.delete(gs_location.get_location_from_uri(spec["location"], conf=conf))
+    elif impl == "hashlib":
+        import hashlib
+
+        def hash_sequentially() -> None:
+            md5, sha = hashlib.md5(), hashlib.sha512()
+            buffer = memoryview(bytearray(MiB))
+            with open(path, "rb") as source:
+                while count := source.readinto(buffer):
+                    md5.update(buffer[:count])
+                    sha.update(buffer[:count])
+
+        _, result = _timed(hash_sequentially)
+    elif impl == "read/write":
+        target = os.path.join(spec["datadir"], f"copy-{uuid.uuid4()}")
+
+        def copy() -> None:
+            buffer = memoryview(bytearray(MiB))
+            with open(path, "rb") as source, open(target, "wb") as out:
+                while count := source.readinto(buffer):
+                    out.write(buffer[:count])
+                out.flush()
+                os.fsync(out.fileno())
+
+        _, result = _timed(copy)
+        os.unlink(target)
+    else:
+        raise InvalidArgument(f"unknown implementation {impl!r}")
+    return result
+
+
+def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "glance_store_ng.bench", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"benchmark step {spec['implementation']} {spec['operation']} failed:\n{done.stderr}"
+        )
+    return json.loads(done.stdout)
+
+
+# -- the parent: cases, runs, table ---------------------------------------------------------
+
+
+def glance_store_available() -> bool:
+    """True when glance_store (and oslo.config) can be imported here."""
+    try:
+        import glance_store  # noqa: F401
+        import oslo_config  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_bench(
+    *,
+    size: int,
+    files: list[str] = (),  # type: ignore[assignment]
+    config: str | None = None,
+    backend: str | None = None,
+    workdir: str | None = None,
+    compare: bool = True,
+    baselines: bool = True,
+    progress: Callable[[str], None] = lambda line: None,
+) -> list[Measurement]:
+    """Every case through every implementation; see the module docstring."""
+    work = tempfile.mkdtemp(prefix="gsn-bench-", dir=workdir)
+    try:
+        datadir = os.path.join(work, "store")
+        os.makedirs(datadir)
+        cases: list[tuple[str, str]] = []
+        for name, zeros in (("random", 0.0), ("75% zero", 0.75)):
+            path = os.path.join(work, name.replace("% ", "-"))
+            progress(f"generating the {name} image ({size / MiB:.0f} MiB)")
+            make_image(path, size, zeros)
+            cases.append((name, path))
+        cases += [(os.path.basename(f), f) for f in files]
+        impls = ["glance_store_ng"] + (
+            ["glance_store"] if compare and not config and glance_store_available() else []
+        )
+        base = {"datadir": datadir, "config": config, "backend": backend}
+        results: list[Measurement] = []
+        for name, path in cases:
+            image_size = os.path.getsize(path)
+            if baselines:
+                for impl, op in (("hashlib", "hash md5+sha512"), ("read/write", "copy+fsync")):
+                    progress(f"{name}: {op} ({impl})")
+                    out = _run_child({**base, "operation": op, "implementation": impl, "path": path})
+                    results.append(_measurement(name, op, impl, image_size, out))
+            for impl in impls:
+                progress(f"{name}: add ({impl})")
+                added = _run_child({**base, "operation": "add", "implementation": impl, "path": path})
+                results.append(_measurement(name, "add", impl, image_size, added))
+                progress(f"{name}: get ({impl})")
+                spec = {**base, "implementation": impl, "location": added["location"]}
+                got = _run_child({**spec, "operation": "get"})
+                results.append(_measurement(name, "get", impl, image_size, got))
+                _run_child({**spec, "operation": "delete"})
+        return results
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _measurement(case: str, op: str, impl: str, size: int, out: dict[str, Any]) -> Measurement:
+    return Measurement(
+        case=case,
+        operation=op,
+        implementation=impl,
+        size=size,
+        seconds=out["seconds"],
+        cpu_seconds=out["cpu_seconds"],
+        peak_rss_growth=out["peak_rss_growth"],
+        allocated=out.get("allocated"),
+    )
+
+
+def ratios(results: list[Measurement]) -> dict[tuple[str, str], float]:
+    """glance_store_ng's speed over glance_store's, per (case, operation)."""
+    speed = {(m.case, m.operation, m.implementation): m.mb_per_s for m in results}
+    out = {}
+    for (case, op, impl), value in speed.items():
+        theirs = speed.get((case, op, "glance_store"))
+        if impl == "glance_store_ng" and theirs:
+            out[(case, op)] = value / theirs
+    return out
+
+
+def format_table(results: list[Measurement]) -> str:
+    """The results as an aligned text table, with the ratio to glance_store where measured."""
+    ratio = ratios(results)
+    head = ("case", "operation", "implementation", "MB/s", "CPU s", "peak RSS +MiB", "allocated", "vs glance_store")
+    rows = [head]
+    for m in results:
+        allocated = "-" if m.allocated is None else f"{100 * m.allocated / max(m.size, 1):.0f}%"
+        r = ratio.get((m.case, m.operation)) if m.implementation == "glance_store_ng" else None
+        rows.append(
+            (
+                m.case, m.operation, m.implementation, f"{m.mb_per_s:,.0f}", f"{m.cpu_seconds:.2f}",
+                f"{m.peak_rss_growth / MiB:.1f}", allocated, f"{r:.2f}x" if r else "",
+            )
+        )  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.rjust(w) if i >= 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    )
+
+
+def plot(results: list[Measurement], path: str) -> None:
+    """A bar chart of MB/s per case and operation, one bar per implementation."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InvalidArgument(
+            "--plot needs matplotlib: pip install 'glance_store_ng[bench]'"
+        ) from None
+    groups = list(dict.fromkeys((m.case, m.operation) for m in results))
+    impls = list(dict.fromkeys(m.implementation for m in results))
+    speed = {(m.case, m.operation, m.implementation): m.mb_per_s for m in results}
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups)), 4.5))
+    width = 0.8 / len(impls)
+    for i, impl in enumerate(impls):
+        xs = [g + i * width for g in range(len(groups))]
+        ax.bar(xs, [speed.get((*group, impl), 0) for group in groups], width, label=impl)
+    ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
+    ax.set_xticklabels([f"{c}\n{o}" for c, o in groups], fontsize=8)
+    ax.set_ylabel("MB/s")
+    ax.set_title("glance-store-ng bench")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    print(json.dumps(child(json.loads(sys.argv[1]))))

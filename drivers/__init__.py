@@ -1,0 +1,1 @@
+"""In-tree store drivers (registered as ``glance_store_ng.drivers`` entry points)."""

@@ -1,0 +1,1 @@
+"""Conformance test suite shipped for store drivers."""

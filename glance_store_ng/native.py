@@ -27,6 +27,7 @@ from ._version import __version__
 
 __all__ = ["ALGORITHMS", "IMPLEMENTATION", "Digest", "is_zero", "new_digest", "zero_extents"]
 
+# Set to 1 to use the pure-Python fallback even when the C module is built.
 PURE_PYTHON_ENV = "GLANCE_STORE_NG_PURE_PYTHON"
 
 
@@ -57,7 +58,10 @@ def _load_native(expected_version: str):
         from . import _native
     except ImportError as exc:
         return None, f"glance_store_ng._native is not built ({exc})"
-    built = _native.ffi.string(_native.lib.gsn_version()).decode()
+    try:
+        built = _native.ffi.string(_native.lib.gsn_version()).decode()
+    except AttributeError:  # a build older than the version stamp
+        built = "unknown"
     if built != expected_version:
         reason = (
             f"glance_store_ng._native was built for version {built} but the package is "

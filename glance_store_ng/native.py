@@ -65,8 +65,8 @@ def _load_native(expected_version: str):
     if built != expected_version:
         reason = (
             f"glance_store_ng._native was built for version {built} but the package is "
-            f"{expected_version}; using the pure-Python fallback. Rebuild it: pip install "
-            "(-e) . in the source tree"
+            f"{expected_version}; using the pure-Python fallback. Rebuild it in the source tree "
+            "with pip install -e . (or pip install .)"
         )
         warnings.warn(reason, RuntimeWarning, stacklevel=2)
         return None, reason

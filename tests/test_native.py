@@ -1,0 +1,346 @@
+"""The C module and the pure-Python fallback give identical results.
+
+Each test runs once per implementation: ``python`` (``_fallback``) and
+``native`` (``glance_store_ng.native`` with the C module active). Digests are
+checked against hashlib and the xxhash package, zero scans against a naive
+oracle, and the two implementations against each other.
+
+Without the C module the ``native`` cases are skipped, unless
+``GLANCE_STORE_NG_REQUIRE_NATIVE=1``, which makes them fail and say why.
+"""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import importlib
+import mmap
+import os
+import threading
+import types
+import warnings
+
+import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import glance_store_ng._version as version_module
+from glance_store_ng import _fallback, native
+
+REQUIRE_NATIVE = os.environ.get("GLANCE_STORE_NG_REQUIRE_NATIVE") == "1"
+
+# Algorithms the C module must implement itself (not hand to hashlib).
+CORE_ALGORITHMS = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512", "xxh3_64", "xxh3_128"]
+
+BLOCK_SIZES = [1, 3, 16, 512, 4096]
+
+
+def _require_native() -> None:
+    """Fail (GLANCE_STORE_NG_REQUIRE_NATIVE=1) or skip when the C module is not in use."""
+    if native.IMPLEMENTATION == "native":
+        return
+    message = (
+        f"the native module is not in use: {native.NATIVE_UNAVAILABLE_REASON}. "
+        "Build it with: apt-get install gcc libssl-dev libxxhash-dev && pip install -e ."
+    )
+    if REQUIRE_NATIVE:
+        pytest.fail(f"GLANCE_STORE_NG_REQUIRE_NATIVE=1 but {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module", params=["python", "native"])
+def impl(request) -> types.ModuleType:
+    """The implementation under test: the fallback module or the native wrapper."""
+    if request.param == "python":
+        return _fallback
+    _require_native()
+    return native
+
+
+def reference_digest(algorithm: str, data: bytes) -> str:
+    """The hex digest from hashlib or the xxhash package."""
+    if algorithm == "xxh3_64":
+        return xxhash.xxh3_64(data).hexdigest()
+    if algorithm == "xxh3_128":
+        return xxhash.xxh3_128(data).hexdigest()
+    return hashlib.new(algorithm, data).hexdigest()
+
+
+def oracle_zero_extents(data: bytes, block_size: int) -> list[tuple[int, int]]:
+    """Naive block-by-block zero extents, merged."""
+    extents: list[tuple[int, int]] = []
+    for start in range(0, len(data), block_size):
+        end = min(start + block_size, len(data))
+        if any(data[start:end]):
+            continue
+        if extents and extents[-1][1] == start:
+            extents[-1] = (extents[-1][0], end)
+        else:
+            extents.append((start, end))
+    return extents
+
+
+# Buffers made of zero runs and non-zero runs, the shapes images have.
+runs = st.lists(
+    st.one_of(
+        st.integers(0, 9000).map(bytes),
+        st.binary(min_size=1, max_size=300),
+        st.integers(1, 8).map(lambda n: b"\x01" * n),
+    ),
+    max_size=12,
+).map(b"".join)
+
+_SETTINGS = settings(max_examples=150, deadline=None)
+
+
+# ----------------------------------------------------------------- digests
+
+
+def test_native_is_active_when_required():
+    """With GLANCE_STORE_NG_REQUIRE_NATIVE=1 the C module must be in use."""
+    if REQUIRE_NATIVE:
+        _require_native()
+    assert native.IMPLEMENTATION in ("native", "python")
+
+
+def test_c_module_implements_core_algorithms():
+    _require_native()
+    for algorithm in CORE_ALGORITHMS:
+        assert algorithm in native.ALGORITHMS
+        assert type(native.new_digest(algorithm)).__name__ == "_NativeDigest", algorithm
+
+
+def test_algorithms_cover_the_fallback():
+    assert _fallback.ALGORITHMS <= native.ALGORITHMS
+    assert {"xxh3_64", "xxh3_128", "sha256"} <= native.ALGORITHMS
+
+
+@_SETTINGS
+@given(data=st.binary(max_size=5000))
+def test_digest_matches_reference(impl, data):
+    for algorithm in sorted(impl.ALGORITHMS):
+        digest = impl.new_digest(algorithm)
+        digest.update(data)
+        expected = reference_digest(algorithm, data)
+        assert digest.hexdigest() == expected, algorithm
+        assert digest.digest() == bytes.fromhex(expected), algorithm
+        assert digest.digest_size == len(digest.digest()), algorithm
+
+
+def test_digest_names_and_sizes_match_fallback(impl):
+    for algorithm in sorted(_fallback.ALGORITHMS):
+        ours, theirs = impl.new_digest(algorithm), _fallback.new_digest(algorithm)
+        assert (ours.name, ours.digest_size) == (theirs.name, theirs.digest_size), algorithm
+
+
+@_SETTINGS
+@given(data=st.binary(max_size=20000), cuts=st.lists(st.integers(0, 20000), max_size=6))
+def test_update_in_pieces_equals_one_update(impl, data, cuts):
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    for algorithm in ("md5", "sha256", "sha3_256", "blake2b", "xxh3_64", "xxh3_128"):
+        whole = impl.new_digest(algorithm)
+        whole.update(data)
+        pieces = impl.new_digest(algorithm)
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            pieces.update(data[start:end])
+            pieces.digest()  # reading the digest midway changes nothing
+        assert pieces.hexdigest() == whole.hexdigest(), algorithm
+
+
+@_SETTINGS
+@given(data=st.binary(min_size=1, max_size=3000), offset=st.integers(0, 17))
+def test_digest_of_buffers_and_odd_offsets(impl, data, offset):
+    padded = bytearray(b"\xaa" * offset + data)
+    views = [
+        memoryview(padded)[offset:],
+        memoryview(bytes(padded))[offset:],
+        memoryview(padded).toreadonly()[offset:],
+        bytearray(data),
+    ]
+    for algorithm in ("sha512", "xxh3_128"):
+        expected = reference_digest(algorithm, data)
+        for view in views:
+            digest = impl.new_digest(algorithm)
+            digest.update(view)
+            assert digest.hexdigest() == expected, (algorithm, type(view))
+
+
+def test_digest_of_mmap_and_typed_array(impl):
+    data = bytes(range(256)) * 40
+    with mmap.mmap(-1, len(data)) as mapped:
+        mapped.write(data)
+        digest = impl.new_digest("sha256")
+        digest.update(mapped)
+        assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    # The mapping closed above: the digest held no export of it.
+    ints = array.array("i", range(1000))
+    digest = impl.new_digest("xxh3_64")
+    digest.update(ints)
+    assert digest.hexdigest() == xxhash.xxh3_64(ints.tobytes()).hexdigest()
+
+
+def test_copy_is_independent(impl):
+    for algorithm in ("md5", "sha384", "xxh3_64", "xxh3_128"):
+        first = impl.new_digest(algorithm)
+        first.update(b"shared prefix ")
+        second = first.copy()
+        first.update(b"one")
+        second.update(b"two")
+        assert first.hexdigest() == reference_digest(algorithm, b"shared prefix one")
+        assert second.hexdigest() == reference_digest(algorithm, b"shared prefix two")
+
+
+def test_digest_errors(impl):
+    with pytest.raises(ValueError):
+        impl.new_digest("no-such-hash")
+    digest = impl.new_digest("sha256")
+    with pytest.raises(TypeError):
+        digest.update("text must be encoded")
+    with pytest.raises(BufferError):
+        digest.update(memoryview(b"abcdef")[::2])
+
+
+def test_rare_algorithm_falls_back_to_hashlib():
+    _require_native()
+    digest = native.new_digest("sha256")
+    assert type(digest).__name__ == "_NativeDigest"
+    # Spellings the C module does not know still work, through hashlib.
+    upper = native.new_digest("SHA256")
+    upper.update(b"abc")
+    assert upper.hexdigest() == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_one_digest_shared_by_threads(impl):
+    """Concurrent updates on one object are serialised, not corrupted."""
+    chunk = os.urandom(1 << 16)
+    digest = impl.new_digest("md5")
+
+    def feed():
+        for _ in range(40):
+            digest.update(chunk)
+
+    threads = [threading.Thread(target=feed) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert digest.hexdigest() == hashlib.md5(chunk * 80).hexdigest()
+
+
+# ------------------------------------------------------------ zero scans
+
+
+@_SETTINGS
+@given(data=runs, block_size=st.sampled_from(BLOCK_SIZES), offset=st.integers(0, 15))
+def test_zero_extents_match_oracle(impl, data, block_size, offset):
+    expected = oracle_zero_extents(data, block_size)
+    padded = bytearray(b"\x07" * offset + data)
+    view = memoryview(padded)[offset:]
+    assert impl.zero_extents(view, block_size) == expected
+    assert impl.zero_extents(data, block_size) == expected
+    assert impl.zero_extents(memoryview(data).toreadonly(), block_size) == expected
+
+
+@_SETTINGS
+@given(data=runs, offset=st.integers(0, 15))
+def test_is_zero_matches_any(impl, data, offset):
+    padded = bytearray(b"\x07" * offset + data)
+    assert impl.is_zero(memoryview(padded)[offset:]) == (not any(data))
+    assert impl.is_zero(data) == (not any(data))
+
+
+@_SETTINGS
+@given(data=runs, block_size=st.integers(1, 10000))
+def test_native_and_fallback_agree(data, block_size):
+    _require_native()
+    assert native.zero_extents(data, block_size) == _fallback.zero_extents(data, block_size)
+    assert native.is_zero(data) == _fallback.is_zero(data)
+
+
+@pytest.mark.parametrize("block_size", [1, 16, 4096])
+def test_zero_extents_at_block_boundaries(impl, block_size):
+    lengths = {0, 1, 15, 16, 17}
+    for blocks in (1, 2, 3):
+        lengths |= {blocks * block_size - 1, blocks * block_size, blocks * block_size + 1}
+    for length in sorted(n for n in lengths if n >= 0):
+        zeros = bytes(length)
+        assert impl.zero_extents(zeros, block_size) == oracle_zero_extents(zeros, block_size)
+        assert impl.is_zero(zeros)
+        for position in {0, length // 2, length - 1} if length else set():
+            data = bytearray(length)
+            data[position] = 0xFF
+            assert impl.zero_extents(data, block_size) == oracle_zero_extents(data, block_size)
+            assert not impl.is_zero(data)
+
+
+def test_zero_extents_many_extents(impl):
+    """More extents than one C call returns: the scan resumes and stays merged."""
+    data = b"\x00\x01" * 10000 + bytes(5) + b"\x01" * 3 + bytes(7)
+    assert impl.zero_extents(data, 1) == oracle_zero_extents(data, 1)
+    assert len(impl.zero_extents(data, 1)) == 10002
+
+
+def test_zero_extents_large_blocks(impl):
+    data = bytearray(3 << 20)
+    assert impl.zero_extents(data, 1 << 40) == [(0, len(data))]
+    data[(2 << 20) + 5] = 1
+    assert impl.zero_extents(data, (1 << 20) + 1) == [(0, (2 << 20) + 2)]
+    assert impl.zero_extents(data, 1 << 40) == []
+    assert impl.zero_extents(b"", 1 << 70) == []
+
+
+def test_zero_scan_of_mmap_and_other_buffers(impl):
+    with mmap.mmap(-1, 5 * 4096) as mapped:
+        mapped[4096 + 10] = 1
+        assert impl.zero_extents(mapped) == [(0, 4096), (8192, 5 * 4096)]
+        assert not impl.is_zero(mapped)
+    ints = array.array("i", [0] * 2048 + [1] + [0] * 2047)
+    assert impl.zero_extents(ints) == [(0, 8192), (12288, 16384)]
+    strided = memoryview(bytes(20) + b"\x01")[::2]  # not contiguous
+    assert impl.zero_extents(strided, 4) == [(0, 8)]
+    assert not impl.is_zero(strided)
+
+
+def test_zero_scan_errors(impl):
+    for block_size in (0, -1):
+        with pytest.raises(ValueError):
+            impl.zero_extents(b"abc", block_size)
+    with pytest.raises(TypeError):
+        impl.zero_extents("text", 4096)
+    with pytest.raises(TypeError):
+        impl.is_zero("text")
+
+
+# ------------------------------------------------------- module selection
+
+
+def test_stale_build_is_refused():
+    _require_native()
+    with pytest.warns(RuntimeWarning, match="built for version .* but the package is 0.0.0-stale"):
+        module, reason = native._load_native("0.0.0-stale")
+    assert module is None
+    assert "Rebuild" in reason
+
+
+def test_stale_build_falls_back_at_import(monkeypatch):
+    _require_native()
+    monkeypatch.setattr(version_module, "__version__", "0.0.0-stale")
+    try:
+        with pytest.warns(RuntimeWarning, match="built for version"):
+            importlib.reload(native)
+        assert native.IMPLEMENTATION == "python"
+        assert native.zero_extents is _fallback.zero_extents
+    finally:
+        monkeypatch.undo()
+        importlib.reload(native)
+    assert native.IMPLEMENTATION == "native"
+
+
+def test_pure_python_env_forces_fallback(monkeypatch):
+    monkeypatch.setenv(native.PURE_PYTHON_ENV, "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module, reason = native._load_native(version_module.__version__)
+    assert module is None
+    assert native.PURE_PYTHON_ENV in reason

@@ -85,27 +85,31 @@ def parse_size(text: str) -> int:
 # -- the child process: one operation, its own peak RSS --------------------------------------
 
 
-def _rusage() -> tuple[float, int]:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the process
+    return usage.ru_utime + usage.ru_stime
 
 
-def _current_rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def _timed(run: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
-    rss_before = _current_rss()
-    cpu_before, _ = _rusage()
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset the peak RSS (VmHWM) to the current RSS
+    rss_before = _status_kib("VmRSS")
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
     value = run()
     seconds = time.perf_counter() - started
-    cpu_after, peak = _rusage()
     return value, {
         "seconds": seconds,
-        "cpu_seconds": cpu_after - cpu_before,
-        "peak_rss_growth": max(0, peak - rss_before),
+        "cpu_seconds": _cpu_seconds() - cpu_before,
+        "peak_rss_growth": max(0, _status_kib("VmHWM") - rss_before),
     }
 
 
@@ -124,10 +128,9 @@ def _open_glance_store(spec: dict[str, Any]):
     """glance_store's filesystem driver over the same directory (the only one wired up yet)."""
     if spec.get("config"):
         raise InvalidArgument("the glance_store comparison runs with the embedded file store only")
+    import glance_store
     from glance_store._drivers import filesystem
     from oslo_config import cfg
-
-    import glance_store
 
     conf = cfg.ConfigOpts()
     glance_store.register_opts(conf)
@@ -153,10 +156,13 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         store = _open_ours(spec)
         if op == "add":
             with open(path, "rb") as source:
-                added, result = _timed(lambda: store.add(str(uuid.uuid4()), source, os.path.getsize(path)))
+                added, result = _timed(
+                    lambda: store.add(str(uuid.uuid4()), source, os.path.getsize(path))
+                )
             os.sync()
             result.update(location=added.location, allocated=_allocated(added.location))
         elif op == "get":
+
             def read_all() -> None:
                 with store.get(spec["location"]) as reader:
                     for _ in reader:
@@ -167,8 +173,13 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             store.delete(spec["location"])
     elif impl == "glance_store":
         from glance_store import location as gs_location
+        from glance_store._drivers.filesystem import StoreLocation
 
         store, conf = _open_glance_store(spec)
+
+        def gs_loc(uri: str):
+            return gs_location.Location("file", StoreLocation, conf, uri=uri)
+
         if op == "add":
             with open(path, "rb") as source:
                 added, result = _timed(
@@ -177,7 +188,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             os.sync()
             result.update(location=added[0], allocated=_allocated(added[0]))
         elif op == "get":
-            loc = gs_location.get_location_from_uri(spec["location"], conf=conf)
+            loc = gs_loc(spec["location"])
 
             def read_all() -> None:
                 chunks, _ = store.get(loc)
@@ -186,7 +197,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
             _, result = _timed(read_all)
         elif op == "delete":
-            store.delete(gs_location.get_location_from_uri(spec["location"], conf=conf))
+            store.delete(gs_loc(spec["location"]))
     elif impl == "hashlib":
         import hashlib
 
@@ -276,11 +287,15 @@ def run_bench(
             if baselines:
                 for impl, op in (("hashlib", "hash md5+sha512"), ("read/write", "copy+fsync")):
                     progress(f"{name}: {op} ({impl})")
-                    out = _run_child({**base, "operation": op, "implementation": impl, "path": path})
+                    out = _run_child(
+                        {**base, "operation": op, "implementation": impl, "path": path}
+                    )
                     results.append(_measurement(name, op, impl, image_size, out))
             for impl in impls:
                 progress(f"{name}: add ({impl})")
-                added = _run_child({**base, "operation": "add", "implementation": impl, "path": path})
+                added = _run_child(
+                    {**base, "operation": "add", "implementation": impl, "path": path}
+                )
                 results.append(_measurement(name, "add", impl, image_size, added))
                 progress(f"{name}: get ({impl})")
                 spec = {**base, "implementation": impl, "location": added["location"]}
@@ -319,7 +334,16 @@ def ratios(results: list[Measurement]) -> dict[tuple[str, str], float]:
 def format_table(results: list[Measurement]) -> str:
     """The results as an aligned text table, with the ratio to glance_store where measured."""
     ratio = ratios(results)
-    head = ("case", "operation", "implementation", "MB/s", "CPU s", "peak RSS +MiB", "allocated", "vs glance_store")
+    head = (
+        "case",
+        "operation",
+        "implementation",
+        "MB/s",
+        "CPU s",
+        "peak RSS +MiB",
+        "allocated",
+        "vs glance_store",
+    )
     rows = [head]
     for m in results:
         allocated = "-" if m.allocated is None else f"{100 * m.allocated / max(m.size, 1):.0f}%"
@@ -332,7 +356,10 @@ def format_table(results: list[Measurement]) -> str:
         )  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join(
-        "  ".join(cell.rjust(w) if i >= 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        "  ".join(
+            cell.rjust(w) if i >= 3 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in rows
     )
 

@@ -235,6 +235,7 @@ def run(argv: list[str], *, timeout: float = 120, check: bool = True, what: str 
         log: Path | None = None, input: str | None = None, env: dict | None = None,
         ) -> subprocess.CompletedProcess:
     """Run a command; on failure raise BackendError with its output."""
+    t0 = time.monotonic()
     try:
         res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                              input=input, env=env, stdin=None if input is not None
@@ -248,7 +249,8 @@ def run(argv: list[str], *, timeout: float = 120, check: bool = True, what: str 
         raise BackendError(msg) from e
     if log is not None:
         with open(log, "a") as f:
-            f.write(f"$ {shlex.join(argv)}\n{res.stdout}{res.stderr}(exit {res.returncode})\n")
+            f.write(f"{time.strftime('%T')} $ {shlex.join(argv)}\n{res.stdout}{res.stderr}"
+                    f"(exit {res.returncode}, {time.monotonic() - t0:.2f}s)\n")
     if check and res.returncode != 0:
         out = (res.stdout + res.stderr).strip()
         out = "\n".join("    " + line for line in out.splitlines()[-30:])
@@ -382,9 +384,10 @@ def wait_for(what: str, check, procs: list[dict], timeout: float, interval: floa
         for rec in procs:
             _reap(rec["pid"])
             if not alive(rec):
+                logs_ = rec.get("logs") or [rec["log"]]
                 raise BackendError(log_hint(
-                    f"{rec['name']} exited while waiting for {what}; see its log {rec['log']}",
-                    rec["log"]))
+                    f"{rec['name']} exited while waiting for {what}; see its log "
+                    f"{' and '.join(logs_)}", *logs_))
         try:
             result = check()
             if result:
@@ -392,7 +395,8 @@ def wait_for(what: str, check, procs: list[dict], timeout: float, interval: floa
         except (OSError, BackendError, subprocess.SubprocessError) as e:
             last = str(e)
         if time.monotonic() > deadline:
-            paths = logs if logs is not None else [Path(r["log"]) for r in procs]
+            paths = logs if logs is not None else [
+                Path(p) for r in procs for p in (r.get("logs") or [r["log"]])]
             raise BackendError(log_hint(
                 f"timed out after {timeout:.0f}s waiting for {what} (last error: {last}); "
                 f"logs: {', '.join(map(str, paths))}", *paths))

@@ -47,7 +47,7 @@ except ImportError:  # the checks then go through the stdlib signer
     boto3 = None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _started(name: str):
     """Start once per session; remember a failure too (no second 3-minute wait)."""
     try:

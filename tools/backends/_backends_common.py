@@ -492,7 +492,8 @@ def apt_install(packages: list[str], report: Reporter, log: Path) -> None:
     policy = Path("/usr/sbin/policy-rc.d")
     made_policy = False
     if not prefix and not policy.exists():
-        policy.write_text("#!/bin/sh\n# glance_store_ng tools/backends: no service starts\nexit 101\n")
+        policy.write_text("#!/bin/sh\n# glance_store_ng tools/backends: no service starts\n"
+                          "exit 101\n")
         policy.chmod(0o755)
         made_policy = True
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")

@@ -56,7 +56,7 @@ def _ensure(script: Path, start_args: list[str]) -> dict[str, str]:
     res = _run(script, ["start", *start_args], START_TIMEOUT)
     if res.returncode != 0:
         raise BackendUnavailable(
-            f"`{script} start {' '.join(start_args)}` failed (exit {res.returncode}):\n"
+            f"`{' '.join([str(script), 'start', *start_args])}` failed (exit {res.returncode}):\n"
             f"{res.stdout}{res.stderr}".rstrip())
     return env_of(script)
 

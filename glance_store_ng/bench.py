@@ -32,6 +32,8 @@ __all__ = ["Measurement", "run_bench", "format_table"]
 
 MiB = 1 << 20
 BLOCK = 4096
+OURS = "glance_store_ng"
+NO_FSYNC = "glance_store_ng, no fsync"  # the embedded file store as glance_store writes: no fsync
 
 
 @dataclasses.dataclass
@@ -121,7 +123,10 @@ def _open_ours(spec: dict[str, Any]):
         return stores[spec.get("backend") or stores.default_backend]
     from .config import open_store
 
-    return open_store("file", {"filesystem_store_datadir": spec["datadir"]}, backend="bench")
+    options = {"filesystem_store_datadir": spec["datadir"]}
+    if spec["implementation"] == NO_FSYNC:
+        options["filesystem_store_fsync"] = False
+    return open_store("file", options, backend="bench")
 
 
 def _open_glance_store(spec: dict[str, Any]):
@@ -152,7 +157,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one operation described by ``spec``; return its figures (and a location for adds)."""
     op, impl, path = spec["operation"], spec["implementation"], spec.get("path")
     result: dict[str, Any] = {}
-    if impl == "glance_store_ng":
+    if impl in (OURS, NO_FSYNC):
         store = _open_ours(spec)
         if op == "add":
             with open(path, "rb") as source:
@@ -277,9 +282,9 @@ def run_bench(
             make_image(path, size, zeros)
             cases.append((name, path))
         cases += [(os.path.basename(f), f) for f in files]
-        impls = ["glance_store_ng"] + (
-            ["glance_store"] if compare and not config and glance_store_available() else []
-        )
+        impls = [OURS] + ([NO_FSYNC] if not config else [])
+        if compare and not config and glance_store_available():
+            impls.append("glance_store")
         base = {"datadir": datadir, "config": config, "backend": backend}
         results: list[Measurement] = []
         for name, path in cases:
@@ -320,14 +325,14 @@ def _measurement(case: str, op: str, impl: str, size: int, out: dict[str, Any]) 
     )
 
 
-def ratios(results: list[Measurement]) -> dict[tuple[str, str], float]:
-    """glance_store_ng's speed over glance_store's, per (case, operation)."""
+def ratios(results: list[Measurement]) -> dict[tuple[str, str, str], float]:
+    """Our speed over glance_store's, per (case, operation, our implementation)."""
     speed = {(m.case, m.operation, m.implementation): m.mb_per_s for m in results}
     out = {}
     for (case, op, impl), value in speed.items():
         theirs = speed.get((case, op, "glance_store"))
-        if impl == "glance_store_ng" and theirs:
-            out[(case, op)] = value / theirs
+        if impl in (OURS, NO_FSYNC) and theirs:
+            out[(case, op, impl)] = value / theirs
     return out
 
 
@@ -347,7 +352,7 @@ def format_table(results: list[Measurement]) -> str:
     rows = [head]
     for m in results:
         allocated = "-" if m.allocated is None else f"{100 * m.allocated / max(m.size, 1):.0f}%"
-        r = ratio.get((m.case, m.operation)) if m.implementation == "glance_store_ng" else None
+        r = ratio.get((m.case, m.operation, m.implementation))
         rows.append(
             (
                 m.case, m.operation, m.implementation, f"{m.mb_per_s:,.0f}", f"{m.cpu_seconds:.2f}",
@@ -364,17 +369,24 @@ def format_table(results: list[Measurement]) -> str:
     )
 
 
-def plot(results: list[Measurement], path: str) -> None:
-    """A bar chart of MB/s per case and operation, one bar per implementation."""
+def check_plotting() -> None:
+    """InvalidArgument naming the package to install when matplotlib is missing."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
         raise InvalidArgument(
             "--plot needs matplotlib: pip install 'glance_store_ng[bench]'"
         ) from None
+
+
+def plot(results: list[Measurement], path: str) -> None:
+    """A bar chart of MB/s per case and operation, one bar per implementation."""
+    check_plotting()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     groups = list(dict.fromkeys((m.case, m.operation) for m in results))
     impls = list(dict.fromkeys(m.implementation for m in results))
     speed = {(m.case, m.operation, m.implementation): m.mb_per_s for m in results}

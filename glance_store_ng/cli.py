@@ -262,6 +262,8 @@ def cmd_bench(args: argparse.Namespace, stores: Stores | None) -> int:
         if not args.json:
             print(f"... {line}", file=sys.stderr)
 
+    if args.plot:
+        bench.check_plotting()  # before the long run, not after it
     results = bench.run_bench(
         size=bench.parse_size(args.size),
         files=args.file,
@@ -272,19 +274,19 @@ def cmd_bench(args: argparse.Namespace, stores: Stores | None) -> int:
         baselines=not args.no_baselines,
         progress=say,
     )
-    if args.plot:
-        bench.plot(results, args.plot)
     if args.json:
         rows = [{**dataclasses.asdict(m), "mb_per_s": m.mb_per_s} for m in results]
         ratios = [
-            {"case": case, "operation": op, "ratio": value}
-            for (case, op), value in bench.ratios(results).items()
+            {"case": case, "operation": op, "implementation": impl, "ratio": value}
+            for (case, op, impl), value in bench.ratios(results).items()
         ]
         report = {"implementation": native.IMPLEMENTATION, "results": rows, "ratios": ratios}
         print(json.dumps(report, indent=2))
     else:
         print(f"hashing and zero detection: {native.IMPLEMENTATION}")
         print(bench.format_table(results))
+    if args.plot:
+        bench.plot(results, args.plot)
     return 0
 
 

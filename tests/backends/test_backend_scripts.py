@@ -80,8 +80,11 @@ def http(method: str, url: str, headers: dict | None = None, data: bytes | None 
 
 
 def swift_auth(env: dict) -> tuple[str, str]:
-    status, headers, _ = http("GET", env["GSN_SWIFT_AUTH_URL"], {
-        "X-Auth-User": env["GSN_SWIFT_USER"], "X-Auth-Key": env["GSN_SWIFT_KEY"]})
+    status, headers, _ = http(
+        "GET",
+        env["GSN_SWIFT_AUTH_URL"],
+        {"X-Auth-User": env["GSN_SWIFT_USER"], "X-Auth-Key": env["GSN_SWIFT_KEY"]},
+    )
     assert status == 200, f"auth v1 answered {status}"
     return headers["X-Storage-Url"], headers["X-Auth-Token"]
 
@@ -116,8 +119,11 @@ def test_swift_auth_v1_and_object_roundtrip():
 
 def test_swift_refuses_a_wrong_key_and_a_bad_token():
     env = backend_env("swift")
-    status, _, _ = http("GET", env["GSN_SWIFT_AUTH_URL"], {
-        "X-Auth-User": env["GSN_SWIFT_USER"], "X-Auth-Key": "wrong"})
+    status, _, _ = http(
+        "GET",
+        env["GSN_SWIFT_AUTH_URL"],
+        {"X-Auth-User": env["GSN_SWIFT_USER"], "X-Auth-Key": "wrong"},
+    )
     assert status == 401
     status, _, _ = http("GET", env["GSN_SWIFT_STORAGE_URL"], {"X-Auth-Token": "AUTH_tkbogus"})
     assert status == 401
@@ -154,12 +160,21 @@ def s3_roundtrip(endpoint: str, access: str, secret: str, region: str) -> None:
     data = os.urandom(200_000)
     bad_md5 = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
     if boto3 is not None:
+
         def client(secret_key):
             return boto3.client(
-                "s3", endpoint_url=endpoint, aws_access_key_id=access,
-                aws_secret_access_key=secret_key, region_name=region,
-                config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                              retries={"max_attempts": 1}))
+                "s3",
+                endpoint_url=endpoint,
+                aws_access_key_id=access,
+                aws_secret_access_key=secret_key,
+                region_name=region,
+                config=Config(
+                    signature_version="s3v4",
+                    s3={"addressing_style": "path"},
+                    retries={"max_attempts": 1},
+                ),
+            )
+
         s3 = client(secret)
         s3.create_bucket(Bucket=bucket)
         try:
@@ -180,8 +195,10 @@ def s3_roundtrip(endpoint: str, access: str, secret: str, region: str) -> None:
         return
 
     def req(method, path, body=b"", headers=None, secret_key=secret):
-        return common.s3_signed_request(endpoint, access, secret_key, region, method, path,
-                                        body, 30, headers)
+        return common.s3_signed_request(
+            endpoint, access, secret_key, region, method, path, body, 30, headers
+        )
+
     assert req("PUT", f"/{bucket}")[0] == 200
     try:
         assert req("PUT", f"/{bucket}/{key}", data)[0] == 200
@@ -199,15 +216,23 @@ def s3_roundtrip(endpoint: str, access: str, secret: str, region: str) -> None:
 
 def test_s3api_on_swift():
     env = backend_env("swift")
-    s3_roundtrip(env["GSN_S3_ENDPOINT"], env["GSN_S3_ACCESS_KEY"], env["GSN_S3_SECRET_KEY"],
-                 env["GSN_S3_REGION"])
+    s3_roundtrip(
+        env["GSN_S3_ENDPOINT"],
+        env["GSN_S3_ACCESS_KEY"],
+        env["GSN_S3_SECRET_KEY"],
+        env["GSN_S3_REGION"],
+    )
 
 
 def test_radosgw_s3():
     env = backend_env("ceph")
     assert "GSN_RGW_ENDPOINT" in env, "the Ceph cluster runs without radosgw"
-    s3_roundtrip(env["GSN_RGW_ENDPOINT"], env["GSN_RGW_ACCESS_KEY"],
-                 env["GSN_RGW_SECRET_KEY"], env["GSN_RGW_REGION"])
+    s3_roundtrip(
+        env["GSN_RGW_ENDPOINT"],
+        env["GSN_RGW_ACCESS_KEY"],
+        env["GSN_RGW_SECRET_KEY"],
+        env["GSN_RGW_REGION"],
+    )
 
 
 # --------------------------------------------------------------------------- Ceph RBD
@@ -222,8 +247,14 @@ def run(argv: list[str], check: bool = True, **kw) -> subprocess.CompletedProces
 
 def test_rbd_image_as_client_glance_with_the_cli():
     env = backend_env("ceph")
-    as_glance = ["-c", env["GSN_CEPH_CONF"], "--id", env["GSN_CEPH_USER"],
-                 "--keyring", env["GSN_CEPH_KEYRING"]]
+    as_glance = [
+        "-c",
+        env["GSN_CEPH_CONF"],
+        "--id",
+        env["GSN_CEPH_USER"],
+        "--keyring",
+        env["GSN_CEPH_KEYRING"],
+    ]
     image = f"{env['GSN_CEPH_POOL']}/{rand('img')}"
     run(["rbd", *as_glance, "create", image, "--size", "16M", "--image-feature", "layering"])
     try:
@@ -269,13 +300,24 @@ def test_rbd_python_bindings_through_link_python(tmp_path):
     """`ceph link-python` makes Debian's rbd/rados importable from a fresh venv."""
     env = backend_env("ceph")
     venv = tmp_path / "venv"
-    run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip",
-         str(venv)])
+    run(
+        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)]
+    )
     python = venv / "bin" / "python"
     assert run([str(python), "-c", "import rbd"], check=False).returncode != 0
     backends.link_ceph_python(python)
-    res = run([str(python), "-c", RBD_SCRIPT, env["GSN_CEPH_CONF"], env["GSN_CEPH_USER"],
-               env["GSN_CEPH_KEYRING"], env["GSN_CEPH_POOL"], rand("img")])
+    res = run(
+        [
+            str(python),
+            "-c",
+            RBD_SCRIPT,
+            env["GSN_CEPH_CONF"],
+            env["GSN_CEPH_USER"],
+            env["GSN_CEPH_KEYRING"],
+            env["GSN_CEPH_POOL"],
+            rand("img"),
+        ]
+    )
     assert res.stdout.strip() == "ok"
 
 

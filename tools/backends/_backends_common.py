@@ -231,15 +231,28 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
-def run(argv: list[str], *, timeout: float = 120, check: bool = True, what: str = "",
-        log: Path | None = None, input: str | None = None, env: dict | None = None,
-        ) -> subprocess.CompletedProcess:
+def run(
+    argv: list[str],
+    *,
+    timeout: float = 120,
+    check: bool = True,
+    what: str = "",
+    log: Path | None = None,
+    input: str | None = None,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """Run a command; on failure raise BackendError with its output."""
     t0 = time.monotonic()
     try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                             input=input, env=env, stdin=None if input is not None
-                             else subprocess.DEVNULL)
+        res = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            env=env,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
     except FileNotFoundError:
         raise BackendError(f"{what or argv[0]}: command not found: {argv[0]}") from None
     except subprocess.TimeoutExpired as e:
@@ -249,13 +262,16 @@ def run(argv: list[str], *, timeout: float = 120, check: bool = True, what: str 
         raise BackendError(msg) from e
     if log is not None:
         with open(log, "a") as f:
-            f.write(f"{time.strftime('%T')} $ {shlex.join(argv)}\n{res.stdout}{res.stderr}"
-                    f"(exit {res.returncode}, {time.monotonic() - t0:.2f}s)\n")
+            f.write(
+                f"{time.strftime('%T')} $ {shlex.join(argv)}\n{res.stdout}{res.stderr}"
+                f"(exit {res.returncode}, {time.monotonic() - t0:.2f}s)\n"
+            )
     if check and res.returncode != 0:
         out = (res.stdout + res.stderr).strip()
         out = "\n".join("    " + line for line in out.splitlines()[-30:])
-        raise BackendError(f"{what or 'command'} failed (exit {res.returncode}): "
-                           f"{shlex.join(argv)}\n{out}")
+        raise BackendError(
+            f"{what or 'command'} failed (exit {res.returncode}): {shlex.join(argv)}\n{out}"
+        )
     return res
 
 
@@ -285,7 +301,8 @@ def check_ports_free(ports: dict[str, int]) -> None:
         if port_in_use(port):
             raise BackendError(
                 f"port {port} on 127.0.0.1 is already in use by another program "
-                f"(not one this script started); free it or choose another port with {var}=...")
+                f"(not one this script started); free it or choose another port with {var}=..."
+            )
 
 
 def tcp_answers(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
@@ -299,8 +316,9 @@ def tcp_answers(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> boo
 # --------------------------------------------------------------------------- HTTP
 
 
-def http_request(method: str, url: str, headers: dict | None = None, body: bytes = b"",
-                 timeout: float = 10.0) -> tuple[int, dict, bytes]:
+def http_request(
+    method: str, url: str, headers: dict | None = None, body: bytes = b"", timeout: float = 10.0
+) -> tuple[int, dict, bytes]:
     """One HTTP request; returns (status, lower-cased headers, body).
     Raises OSError (connection refused, timeout...)."""
     u = urllib.parse.urlsplit(url)
@@ -323,10 +341,17 @@ def _hmac(key: bytes, msg: str) -> bytes:
     return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
-def s3_signed_request(endpoint: str, access_key: str, secret_key: str, region: str,
-                      method: str = "GET", path: str = "/", body: bytes = b"",
-                      timeout: float = 10.0, headers: dict | None = None,
-                      ) -> tuple[int, dict, bytes]:
+def s3_signed_request(
+    endpoint: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    method: str = "GET",
+    path: str = "/",
+    body: bytes = b"",
+    timeout: float = 10.0,
+    headers: dict | None = None,
+) -> tuple[int, dict, bytes]:
     """An AWS Signature V4 signed S3 request (path style, no query), stdlib only.
 
     `path` must already be URI-encoded (our probes use plain ASCII names); extra
@@ -339,22 +364,30 @@ def s3_signed_request(endpoint: str, access_key: str, secret_key: str, region: s
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = now.strftime("%Y%m%d")
     payload_hash = hashlib.sha256(body).hexdigest()
-    headers = {**extra, "host": host, "x-amz-content-sha256": payload_hash,
-               "x-amz-date": amz_date}
+    headers = {**extra, "host": host, "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
     signed = ";".join(sorted(headers))
-    canonical = "\n".join([
-        method, path, "",
-        "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
-        signed, payload_hash,
-    ])
+    canonical = "\n".join(
+        [
+            method,
+            path,
+            "",
+            "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
+            signed,
+            payload_hash,
+        ]
+    )
     scope = f"{day}/{region}/s3/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
-                         hashlib.sha256(canonical.encode()).hexdigest()])
-    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), "s3"),
-                "aws4_request")
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = _hmac(
+        _hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), "s3"), "aws4_request"
+    )
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
-                                f"SignedHeaders={signed}, Signature={signature}")
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
     del headers["host"]  # http.client sends it
     return http_request(method, endpoint.rstrip("/") + path, headers, body, timeout)
 
@@ -366,19 +399,26 @@ def s3_probe(endpoint: str, access_key: str, secret_key: str, region: str) -> No
     """
     status, _, data = s3_signed_request(endpoint, access_key, secret_key, region)
     if status != 200 or b"ListAllMyBucketsResult" not in data:
-        raise BackendError(f"signed S3 ListBuckets at {endpoint} answered {status}: "
-                           f"{data[:300]!r}")
+        raise BackendError(f"signed S3 ListBuckets at {endpoint} answered {status}: {data[:300]!r}")
     status, _, data = s3_signed_request(endpoint, access_key, secret_key + "x", region)
     if status != 403:
-        raise BackendError(f"S3 at {endpoint} accepted a wrong secret key (answered {status}):"
-                           " it does not check signatures")
+        raise BackendError(
+            f"S3 at {endpoint} accepted a wrong secret key (answered {status}):"
+            " it does not check signatures"
+        )
 
 
 # --------------------------------------------------------------------------- waiting
 
 
-def wait_for(what: str, check, procs: list[dict], timeout: float, interval: float = 0.2,
-             logs: list[Path] | None = None):
+def wait_for(
+    what: str,
+    check,
+    procs: list[dict],
+    timeout: float,
+    interval: float = 0.2,
+    logs: list[Path] | None = None,
+):
     """Call `check()` until it returns a true value (returned). While waiting, if
     one of `procs` dies, fail at once with its log; on timeout fail with the last
     error and the logs of `procs` (or `logs`)."""
@@ -389,9 +429,13 @@ def wait_for(what: str, check, procs: list[dict], timeout: float, interval: floa
             _reap(rec["pid"])
             if not alive(rec):
                 logs_ = rec.get("logs") or [rec["log"]]
-                raise BackendError(log_hint(
-                    f"{rec['name']} exited while waiting for {what}; see its log "
-                    f"{' and '.join(logs_)}", *logs_))
+                raise BackendError(
+                    log_hint(
+                        f"{rec['name']} exited while waiting for {what}; see its log "
+                        f"{' and '.join(logs_)}",
+                        *logs_,
+                    )
+                )
         try:
             result = check()
             if result:
@@ -399,11 +443,18 @@ def wait_for(what: str, check, procs: list[dict], timeout: float, interval: floa
         except (OSError, BackendError, subprocess.SubprocessError) as e:
             last = str(e)
         if time.monotonic() > deadline:
-            paths = logs if logs is not None else [
-                Path(p) for r in procs for p in (r.get("logs") or [r["log"]])]
-            raise BackendError(log_hint(
-                f"timed out after {timeout:.0f}s waiting for {what} (last error: {last}); "
-                f"logs: {', '.join(map(str, paths))}", *paths))
+            paths = (
+                logs
+                if logs is not None
+                else [Path(p) for r in procs for p in (r.get("logs") or [r["log"]])]
+            )
+            raise BackendError(
+                log_hint(
+                    f"timed out after {timeout:.0f}s waiting for {what} (last error: {last}); "
+                    f"logs: {', '.join(map(str, paths))}",
+                    *paths,
+                )
+            )
         time.sleep(interval)
 
 
@@ -462,8 +513,9 @@ def print_env(env: dict, fmt: str) -> None:
 def dpkg_missing(packages: list[str]) -> list[str]:
     missing = []
     for pkg in packages:
-        res = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True
+        )
         if res.returncode != 0 or not res.stdout.endswith(" installed"):
             missing.append(pkg)
     return missing
@@ -487,21 +539,27 @@ def apt_install(packages: list[str], report: Reporter, log: Path) -> None:
         else:
             raise BackendError(
                 f"Debian packages missing: {' '.join(missing)}; install them as root: "
-                f"apt-get update && apt-get install -y --no-install-recommends {' '.join(missing)}")
+                f"apt-get update && apt-get install -y --no-install-recommends {' '.join(missing)}"
+            )
     report(f"installing Debian packages: {' '.join(missing)} (log: {log})")
     policy = Path("/usr/sbin/policy-rc.d")
     made_policy = False
     if not prefix and not policy.exists():
-        policy.write_text("#!/bin/sh\n# glance_store_ng tools/backends: no service starts\n"
-                          "exit 101\n")
+        policy.write_text(
+            "#!/bin/sh\n# glance_store_ng tools/backends: no service starts\nexit 101\n"
+        )
         policy.chmod(0o755)
         made_policy = True
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     try:
-        run(prefix + ["apt-get", "update"], timeout=600, what="apt-get update", log=log,
-            env=env)
-        run(prefix + ["apt-get", "install", "-y", "--no-install-recommends"] + missing,
-            timeout=1200, what="apt-get install", log=log, env=env)
+        run(prefix + ["apt-get", "update"], timeout=600, what="apt-get update", log=log, env=env)
+        run(
+            prefix + ["apt-get", "install", "-y", "--no-install-recommends"] + missing,
+            timeout=1200,
+            what="apt-get install",
+            log=log,
+            env=env,
+        )
     finally:
         if made_policy:
             with contextlib.suppress(OSError):

@@ -40,12 +40,13 @@ def _python() -> str:
 def _run(script: Path, args: list[str], timeout: float) -> subprocess.CompletedProcess:
     argv = [_python(), str(script), *args]
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"")
+        out = e.stdout or b""
         out = out.decode() if isinstance(out, bytes) else out
-        err = (e.stderr or b"")
+        err = e.stderr or b""
         err = err.decode() if isinstance(err, bytes) else err
         raise BackendUnavailable(
             f"`{script} {' '.join(args)}` did not finish within {timeout:.0f}s:\n{out}{err}"
@@ -57,7 +58,8 @@ def _ensure(script: Path, start_args: list[str]) -> dict[str, str]:
     if res.returncode != 0:
         raise BackendUnavailable(
             f"`{' '.join([str(script), 'start', *start_args])}` failed (exit {res.returncode}):\n"
-            f"{res.stdout}{res.stderr}".rstrip())
+            f"{res.stdout}{res.stderr}".rstrip()
+        )
     return env_of(script)
 
 
@@ -65,8 +67,9 @@ def env_of(script: Path) -> dict[str, str]:
     """The env of a running backend (its script's `env --format json`)."""
     res = _run(script, ["env", "--format", "json"], 60)
     if res.returncode != 0:
-        raise BackendUnavailable(f"`{script} env` failed (exit {res.returncode}):\n"
-                                 f"{res.stdout}{res.stderr}".rstrip())
+        raise BackendUnavailable(
+            f"`{script} env` failed (exit {res.returncode}):\n{res.stdout}{res.stderr}".rstrip()
+        )
     return json.loads(res.stdout)
 
 
@@ -102,8 +105,9 @@ def stop_ceph() -> None:
 def _stop(script: Path) -> None:
     res = _run(script, ["stop"], 300)
     if res.returncode != 0:
-        raise BackendUnavailable(f"`{script} stop` failed (exit {res.returncode}):\n"
-                                 f"{res.stdout}{res.stderr}".rstrip())
+        raise BackendUnavailable(
+            f"`{script} stop` failed (exit {res.returncode}):\n{res.stdout}{res.stderr}".rstrip()
+        )
 
 
 def link_ceph_python(python: str | os.PathLike) -> None:
@@ -111,5 +115,7 @@ def link_ceph_python(python: str | os.PathLike) -> None:
     (`tools/backends/ceph link-python`)."""
     res = _run(CEPH_SCRIPT, ["link-python", str(python)], START_TIMEOUT)
     if res.returncode != 0:
-        raise BackendUnavailable(f"`{CEPH_SCRIPT} link-python {python}` failed "
-                                 f"(exit {res.returncode}):\n{res.stdout}{res.stderr}".rstrip())
+        raise BackendUnavailable(
+            f"`{CEPH_SCRIPT} link-python {python}` failed "
+            f"(exit {res.returncode}):\n{res.stdout}{res.stderr}".rstrip()
+        )

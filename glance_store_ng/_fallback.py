@@ -13,11 +13,13 @@ are copied at most ``_STEP`` bytes at a time, never whole.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
 
 import xxhash
 
-__all__ = ["ALGORITHMS", "new_digest", "zero_extents", "is_zero"]
+__all__ = ["ALGORITHMS", "HashPipe", "new_digest", "zero_extents", "is_zero"]
 
 _XXH: dict[str, Callable[[], object]] = {
     "xxh3_64": xxhash.xxh3_64,
@@ -133,3 +135,80 @@ def zero_extents(buf, block_size: int = 4096) -> list[tuple[int, int]]:
     if start >= 0:
         extents.append((start, len(data)))
     return extents
+
+
+class HashPipe:
+    """Buffers fed, in order, to several digests, each on a thread of its own.
+
+    ``submit(buffer)`` queues a buffer and returns its number; the caller keeps
+    the buffer unchanged until ``wait(number)`` returns. At most ``capacity``
+    buffers are in flight (``submit`` blocks). ``close()`` finishes the queued
+    buffers (``close(abandon=True)``: drops them) and stops the threads; the
+    digests can then be read. hashlib releases the GIL on large buffers, so
+    the digests run in parallel.
+    """
+
+    def __init__(self, digests, capacity: int) -> None:
+        if not digests or capacity <= 0:
+            raise ValueError("a hash pipe needs at least one digest and a positive capacity")
+        self._capacity = capacity
+        self._cond = threading.Condition()
+        self._queues: list[queue.SimpleQueue] = []
+        self._done = [0] * len(digests)
+        self._submitted = 0
+        self._abandon = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._threads = []
+        for index, digest in enumerate(digests):
+            inbox: queue.SimpleQueue = queue.SimpleQueue()
+            thread = threading.Thread(
+                target=self._work, args=(index, digest, inbox), daemon=True,
+                name=f"glance_store_ng-hash-{index}",
+            )  # fmt: skip
+            self._queues.append(inbox)
+            self._threads.append(thread)
+            thread.start()
+
+    def _work(self, index: int, digest, inbox: queue.SimpleQueue) -> None:
+        while (buffer := inbox.get()) is not None:
+            if not self._abandon and self._error is None:
+                try:
+                    digest.update(buffer)
+                except BaseException as exc:  # reported by close()
+                    self._error = exc
+            with self._cond:
+                self._done[index] += 1
+                self._cond.notify_all()
+
+    def submit(self, buffer) -> int:
+        """Queue ``buffer`` for every digest; return its number (1, 2, ...)."""
+        with self._cond:
+            if self._closed:
+                raise ValueError("the hash pipe is closed")
+            self._cond.wait_for(lambda: self._submitted - min(self._done) < self._capacity)
+            self._submitted += 1
+            number = self._submitted
+        for inbox in self._queues:
+            inbox.put(buffer)
+        return number
+
+    def wait(self, number: int) -> None:
+        """Return once every digest has consumed buffer ``number`` and those before it."""
+        with self._cond:
+            self._cond.wait_for(lambda: min(self._done) >= number or self._abandon)
+
+    def close(self, abandon: bool = False) -> None:
+        """Stop the threads (after the queued buffers unless ``abandon``); raise a digest error."""
+        if self._closed:
+            return
+        self._closed = True
+        self._abandon = self._abandon or abandon
+        for inbox in self._queues:
+            inbox.put(None)
+        with self._cond:
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+        if self._error is not None and not abandon:
+            raise self._error

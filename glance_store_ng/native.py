@@ -17,6 +17,7 @@ digests and scans of different buffers run in parallel on several threads.
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import warnings
@@ -25,7 +26,15 @@ from typing import Protocol
 from . import _fallback
 from ._version import __version__
 
-__all__ = ["ALGORITHMS", "IMPLEMENTATION", "Digest", "is_zero", "new_digest", "zero_extents"]
+__all__ = [
+    "ALGORITHMS",
+    "IMPLEMENTATION",
+    "Digest",
+    "HashPipe",
+    "is_zero",
+    "new_digest",
+    "zero_extents",
+]
 
 # Set to 1 to use the pure-Python fallback even when the C module is built.
 PURE_PYTHON_ENV = "GLANCE_STORE_NG_PURE_PYTHON"
@@ -83,6 +92,8 @@ if _native is not None:
         _lib.GSN_ENOMEM: MemoryError,
         _lib.GSN_EUNSUPPORTED: ValueError,
         _lib.GSN_ECRYPTO: RuntimeError,
+        _lib.GSN_ETHREAD: RuntimeError,
+        _lib.GSN_ECLOSED: ValueError,
     }
 
 
@@ -220,6 +231,76 @@ def _native_zero_extents(buf, block_size: int = 4096) -> list[tuple[int, int]]:
             offset = resume[0]
             if offset >= size:
                 return extents
+
+
+class _NativeHashPipe:
+    """The C hash pipe: one POSIX thread per digest, no GIL involved while hashing.
+
+    Same interface as ``_fallback.HashPipe``. The digests are locked for the
+    pipe's lifetime: only its threads touch them until :meth:`close`.
+    """
+
+    def __init__(self, digests: list[_NativeDigest], capacity: int) -> None:
+        self._digests = digests
+        for digest in digests:
+            digest._lock.acquire()
+        try:
+            states = _ffi.new("gsn_digest *[]", [d._state for d in digests])
+            out = _ffi.new("gsn_hashpipe **")
+            _check(_lib.gsn_hashpipe_new(states, len(digests), capacity, out), "hash pipe")
+        except BaseException:
+            self._unlock()
+            raise
+        self._pipe = _ffi.gc(out[0], _lib.gsn_hashpipe_free)
+        self._held: collections.deque = collections.deque()  # (number, buffer) in flight
+        self._number = _ffi.new("uint64_t *")
+        self._closed = False
+
+    def submit(self, buffer) -> int:
+        """Queue ``buffer`` (no copy) for every digest; return its number (1, 2, ...)."""
+        cbuf = _ffi.from_buffer("uint8_t[]", buffer)
+        code = _lib.gsn_hashpipe_submit(self._pipe, cbuf, len(cbuf), self._number)
+        if code != _lib.GSN_OK:
+            _ffi.release(cbuf)
+            _check(code, "hash pipe submit")
+        self._held.append((self._number[0], cbuf))
+        return self._number[0]
+
+    def wait(self, number: int) -> None:
+        """Return once every digest has consumed buffer ``number`` and those before it."""
+        _check(_lib.gsn_hashpipe_wait(self._pipe, number), "hash pipe wait")
+        while self._held and self._held[0][0] <= number:
+            _ffi.release(self._held.popleft()[1])
+
+    def close(self, abandon: bool = False) -> None:
+        """Stop the threads (after the queued buffers unless ``abandon``)."""
+        if self._closed:
+            return
+        self._closed = True
+        code = _lib.gsn_hashpipe_close(self._pipe, int(abandon))
+        while self._held:
+            _ffi.release(self._held.popleft()[1])
+        self._unlock()
+        if not abandon:
+            _check(code, "hash pipe")
+
+    def _unlock(self) -> None:
+        for digest in self._digests:
+            digest._lock.release()
+
+
+def HashPipe(digests: list[Digest], capacity: int):  # noqa: N802 - a class-like factory
+    """Buffers fed, in order, to ``digests``, each on a thread of its own.
+
+    ``submit(buffer) -> number``; keep the buffer unchanged until
+    ``wait(number)`` returns; at most ``capacity`` buffers in flight;
+    ``close()`` (or ``close(abandon=True)``) before reading the digests. In C
+    when every digest is a C one, else on Python threads (hashlib releases the
+    GIL while it hashes).
+    """
+    if _native is not None and all(isinstance(d, _NativeDigest) for d in digests):
+        return _NativeHashPipe(digests, capacity)
+    return _fallback.HashPipe(digests, capacity)
 
 
 if _native is None:

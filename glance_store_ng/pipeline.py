@@ -7,9 +7,10 @@ finds all-zero blocks when the driver can skip them, enforces the size cap and
 the declared size, and hands the driver :class:`Chunk` values.
 
 The work is spread over both cores: md5 and the multihash each run on a
-thread of their own (hashlib and the C module release the GIL while they
-hash), while the caller's thread reads the source, scans for zeros and runs
-the driver's writes. Chunks travel through a bounded ring of ``DEPTH``
+thread of their own (:func:`native.HashPipe`: POSIX threads in the C module,
+or Python threads over hashlib, which releases the GIL while it hashes), while
+the caller's thread reads the source, scans for zeros and runs the driver's
+writes. Chunks travel through a bounded ring of ``DEPTH``
 reusable buffers, so memory stays at ``DEPTH x chunk_size`` whatever the image
 size. The source is always read in the caller's thread (it may be a green
 thread or hold thread-local state).
@@ -29,9 +30,8 @@ after consuming the whole stream never commits a bad image.
 
 from __future__ import annotations
 
+import collections
 import io
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -102,56 +102,18 @@ def _is_bytes_like(data: Any) -> bool:
 
 
 class _Slot:
-    """One place in the ring: a reusable buffer (made on first use) and its users."""
+    """One place in the ring: a reusable buffer (made on first use) and its last hash job."""
 
-    __slots__ = ("buffer", "users", "lock", "ring")
+    __slots__ = ("buffer", "hashed")
 
-    def __init__(self, ring: queue.SimpleQueue[_Slot]) -> None:
+    def __init__(self) -> None:
         self.buffer: memoryview | None = None
-        self.users = 0
-        self.lock = threading.Lock()
-        self.ring = ring
+        self.hashed = 0  # the hash pipe's number for the last data this slot carried
 
     def buffer_of(self, size: int) -> memoryview:
         if self.buffer is None:
             self.buffer = memoryview(bytearray(size))
         return self.buffer
-
-    def release(self) -> None:
-        """One user is done; the last one puts the slot back in the ring."""
-        with self.lock:
-            self.users -= 1
-            free = self.users == 0
-        if free:
-            self.ring.put(self)
-
-
-class _Hasher(threading.Thread):
-    """Feeds chunks, in order, to one digest on a thread of its own."""
-
-    def __init__(self, digest: Any, name: str) -> None:
-        super().__init__(name=f"glance_store_ng-{name}", daemon=True)
-        self.digest = digest
-        self.queue: queue.SimpleQueue[tuple[memoryview, _Slot] | None] = queue.SimpleQueue()
-        self.error: BaseException | None = None
-        self.cancelled = False
-
-    def run(self) -> None:
-        while (item := self.queue.get()) is not None:
-            view, slot = item
-            try:
-                if self.error is None and not self.cancelled:
-                    self.digest.update(view)
-            except BaseException as exc:  # reported to the caller's thread by finish()
-                self.error = exc
-            finally:
-                slot.release()
-
-    def finish(self) -> None:
-        self.queue.put(None)
-        self.join()
-        if self.error is not None:
-            raise self.error
 
 
 class Ingest:
@@ -190,9 +152,9 @@ class Ingest:
                 f"{label}: declared size {self.declared_size} bytes is over the size cap of "
                 f"{size_cap} bytes (option image_size_cap)"
             )
-        self._ring: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
-        for _ in range(depth):
-            self._ring.put(_Slot(self._ring))
+        self._depth = depth
+        self._ring: collections.deque[_Slot] = collections.deque(_Slot() for _ in range(depth))
+        self._pipe: Any = None
         self._source = self._open_source(data)
         self._md5 = native.new_digest("md5")
         self._multihash = native.new_digest(self.hash_algo)
@@ -220,20 +182,20 @@ class Ingest:
     def _from_buffer(self, view: memoryview) -> Iterator[tuple[memoryview, _Slot]]:
         """Slices of a buffer the caller does not touch while add runs: no copies."""
         for start in range(0, len(view), self.chunk_size):
-            yield view[start : start + self.chunk_size], self._ring.get()
+            yield view[start : start + self.chunk_size], self._take()
 
     def _copied(self, view: memoryview) -> Iterator[tuple[memoryview, _Slot]]:
         """A buffer the caller may refill: copied into the ring's buffers."""
         for start in range(0, len(view), self.chunk_size):
             piece = view[start : start + self.chunk_size]
-            slot = self._ring.get()
+            slot = self._take()
             buffer = slot.buffer_of(self.chunk_size)[: len(piece)]
             buffer[:] = piece
             yield buffer, slot
 
     def _from_readinto(self, fileobj: Any) -> Iterator[tuple[memoryview, _Slot]]:
         while True:
-            slot = self._ring.get()
+            slot = self._take()
             buffer = slot.buffer_of(self.chunk_size)
             filled = 0
             while filled < len(buffer):
@@ -244,7 +206,7 @@ class Ingest:
                     break
                 filled += count
             if filled == 0:
-                self._ring.put(slot)
+                self._ring.append(slot)
                 return
             yield buffer[:filled], slot
             if filled < len(buffer):
@@ -280,26 +242,29 @@ class Ingest:
         self._started = True
         return self._chunks()
 
+    def _take(self) -> _Slot:
+        """A free slot: the oldest one, once the hashing of what it carried is done."""
+        slot = self._ring.popleft()
+        if slot.hashed:
+            self._pipe.wait(slot.hashed)
+        return slot
+
     def _chunks(self) -> Iterator[Chunk]:
-        hashers = [_Hasher(self._md5, "md5"), _Hasher(self._multihash, self.hash_algo)]
-        for hasher in hashers:
-            hasher.start()
+        self._pipe = native.HashPipe([self._md5, self._multihash], self._depth)
+        finished = False
         try:
             for view, slot in self._source:
                 if not view:
-                    self._ring.put(slot)
+                    self._ring.append(slot)
                     continue
                 offset = self.size
-                slot.users = len(hashers) + 1  # the hashers and the driver
                 try:
                     self._check_size(offset + len(view))
                 except BaseException:
-                    slot.users = 1
-                    slot.release()
+                    self._ring.append(slot)
                     raise
                 self.size = offset + len(view)
-                for hasher in hashers:
-                    hasher.queue.put((view, slot))
+                slot.hashed = self._pipe.submit(view)
                 zeros: list[tuple[int, int]] = []
                 if self.zero_block_size:
                     zeros = native.zero_extents(view, self.zero_block_size)
@@ -307,21 +272,18 @@ class Ingest:
                 try:
                     yield Chunk(offset, view, zeros)
                 finally:
-                    slot.release()
+                    self._ring.append(slot)  # the driver is done with it
             if self.declared_size is not None and self.size != self.declared_size:
                 raise SizeMismatch(
                     f"{self.label}: the data ended after {self.size} bytes but its declared "
                     f"size is {self.declared_size} bytes; nothing was stored"
                 )
-            for hasher in hashers:
-                hasher.finish()
-            self.finished = True
+            self._pipe.close()
+            finished = True
         finally:
-            for hasher in hashers:
-                if hasher.is_alive():
-                    hasher.cancelled = True
-                    hasher.queue.put(None)
-                    hasher.join()
+            if not finished:
+                self._pipe.close(abandon=True)
+        self.finished = True
 
     def _check_size(self, total: int) -> None:
         if self.size_cap and total > self.size_cap:

@@ -54,7 +54,7 @@ ffi.cdef(_cdef())
 ffi.set_source(
     "glance_store_ng._native",
     '#include "gsn_native.h"',
-    sources=[_rel(os.path.join(_HERE, "gsn_native.c"))],
+    sources=[_rel(os.path.join(_HERE, name)) for name in ("gsn_native.c", "gsn_hashpipe.c")],
     include_dirs=[_rel(_HERE)],
     depends=[
         _rel(os.path.join(_HERE, "gsn_native.h")),
@@ -62,7 +62,8 @@ ffi.set_source(
     ],
     libraries=["crypto", "xxhash"],
     define_macros=[("GSN_VERSION", f'"{_version()}"')],
-    extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wextra"],
+    extra_compile_args=["-O3", "-std=gnu11", "-Wall", "-Wextra", "-pthread"],
+    extra_link_args=["-pthread"],
 )
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ const char *gsn_strerror(int code)
         return "algorithm not supported by this build or by the crypto library's configuration";
     case GSN_ECRYPTO:
         return "the crypto library reported an error";
+    case GSN_ETHREAD:
+        return "a hashing thread could not be started";
+    case GSN_ECLOSED:
+        return "the hash pipe is closed";
     default:
         return "unknown error";
     }

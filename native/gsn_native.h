@@ -23,6 +23,8 @@
 #define GSN_ENOMEM -2
 #define GSN_EUNSUPPORTED -3
 #define GSN_ECRYPTO -4
+#define GSN_ETHREAD -5
+#define GSN_ECLOSED -6
 
 /* The largest digest any algorithm here produces, in bytes. */
 #define GSN_MAX_DIGEST_SIZE 64
@@ -75,6 +77,33 @@ int gsn_is_zero(const uint8_t *buf, size_t len);
 int gsn_zero_extents(const uint8_t *buf, size_t len, size_t block_size, size_t offset,
                      size_t *extents, size_t max_extents, size_t *count,
                      size_t *next_offset);
+
+/*
+ * A hash pipe: buffers fed, in order, to several digests, each digest on a
+ * thread of its own (so md5 and sha512 of one stream use two cores). The
+ * caller keeps each buffer valid and unchanged until gsn_hashpipe_wait() has
+ * returned for its sequence number; the digests belong to the pipe's threads
+ * until gsn_hashpipe_close() returns.
+ */
+typedef struct gsn_hashpipe gsn_hashpipe;
+
+/* A pipe over `n_digests` digests with at most `capacity` buffers in flight. */
+int gsn_hashpipe_new(gsn_digest **digests, size_t n_digests, size_t capacity,
+                     gsn_hashpipe **out);
+
+/* Queue data[0:len) for every digest; *seq receives its number (1, 2, ...).
+ * Blocks while `capacity` buffers are in flight. */
+int gsn_hashpipe_submit(gsn_hashpipe *pipe, const uint8_t *data, size_t len, uint64_t *seq);
+
+/* Block until every digest has consumed buffer `seq` and all before it. */
+int gsn_hashpipe_wait(gsn_hashpipe *pipe, uint64_t seq);
+
+/* Stop and join the threads: after the queued buffers, or at once when
+ * `abandon` is non-zero. Returns the first error a digest reported. */
+int gsn_hashpipe_close(gsn_hashpipe *pipe, int abandon);
+
+/* Close (abandoning) if still open, and release the pipe; NULL is allowed. */
+void gsn_hashpipe_free(gsn_hashpipe *pipe);
 /* CDEF END */
 
 #endif /* GSN_NATIVE_H */

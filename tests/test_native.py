@@ -344,3 +344,68 @@ def test_pure_python_env_forces_fallback(monkeypatch):
         module, reason = native._load_native(version_module.__version__)
     assert module is None
     assert native.PURE_PYTHON_ENV in reason
+
+
+# -- the hash pipe ---------------------------------------------------------------------------
+
+
+def _pipe_for(impl, algorithms, capacity):
+    digests = [impl.new_digest(a) for a in algorithms]
+    return digests, impl.HashPipe(digests, capacity)
+
+
+@_SETTINGS
+@given(
+    pieces=st.lists(st.binary(max_size=9000), max_size=12),
+    capacity=st.integers(1, 5),
+    algorithm=st.sampled_from(["sha512", "sha256", "xxh3_128"]),
+)
+def test_hash_pipe_equals_hashlib(impl, pieces, capacity, algorithm):
+    """Two digests on their own threads give what one sequential pass gives."""
+    digests, pipe = _pipe_for(impl, ["md5", algorithm], capacity)
+    numbers = [pipe.submit(piece) for piece in pieces]
+    assert numbers == list(range(1, len(pieces) + 1))
+    if numbers:
+        pipe.wait(numbers[-1])
+    pipe.close()
+    whole = b"".join(pieces)
+    assert digests[0].hexdigest() == hashlib.md5(whole).hexdigest()
+    assert digests[1].hexdigest() == reference_digest(algorithm, whole)
+
+
+def test_hash_pipe_reuses_buffers_after_wait(impl):
+    """The caller may refill a buffer once wait() returned for it: the ring's contract."""
+    digests, pipe = _pipe_for(impl, ["md5", "sha512"], 2)
+    ring = [bytearray(100_000), bytearray(100_000)]
+    expected_md5, expected_sha = hashlib.md5(), hashlib.sha512()
+    last = [0, 0]
+    for i in range(30):
+        slot = i % 2
+        pipe.wait(last[slot])
+        ring[slot][:] = os.urandom(100_000)
+        piece = memoryview(ring[slot])[: 50_000 + i]
+        expected_md5.update(piece)
+        expected_sha.update(piece)
+        last[slot] = pipe.submit(piece)
+    pipe.close()
+    assert digests[0].hexdigest() == expected_md5.hexdigest()
+    assert digests[1].hexdigest() == expected_sha.hexdigest()
+
+
+def test_hash_pipe_abandon_stops_at_once(impl):
+    digests, pipe = _pipe_for(impl, ["md5", "sha512"], 4)
+    for _ in range(4):
+        pipe.submit(bytes(1 << 20))
+    pipe.close(abandon=True)
+    pipe.close()  # closing twice is harmless
+    with pytest.raises(ValueError):
+        pipe.submit(b"late")
+
+
+def test_hash_pipe_digests_are_locked_while_open():
+    _require_native()
+    digest = native.new_digest("md5")
+    pipe = native.HashPipe([digest, native.new_digest("sha512")], 2)
+    assert not digest._lock.acquire(blocking=False)
+    pipe.close()
+    digest.update(b"usable again")

@@ -1,6 +1,8 @@
 """``glance-store-ng bench``: measure adds and gets against a store, beside baselines.
 
-For each case (a random image, a 75%-zero image, optionally a file of yours)
+For each case (a random image; two with 75% of their 4 KiB blocks zero, in
+runs as a disk image's free space is, or scattered one by one, the worst case
+for a sparse file; optionally a file of yours)
 it adds the image to the store and reads it back, each measurement in a fresh
 child process so its peak RSS is its own, and reports MB/s, CPU seconds, peak
 RSS growth and the storage allocated. In the same run it measures the bare
@@ -57,19 +59,38 @@ class Measurement:
 # -- images ---------------------------------------------------------------------------------
 
 
-def make_image(path: str, size: int, zero_fraction: float, seed: int = 1) -> None:
-    """Write ``size`` bytes: 4 KiB blocks, ``zero_fraction`` of them all zero, the rest random."""
+def make_image(
+    path: str, size: int, zero_fraction: float, run_blocks: int = 1, seed: int = 1
+) -> None:
+    """Write ``size`` bytes where ``zero_fraction`` of the 4 KiB blocks are all zero.
+
+    Zero and data blocks come in runs of 1 to ``2 * run_blocks - 1`` blocks
+    (mean ``run_blocks``): 1 scatters single blocks (the worst case for a
+    sparse file), larger runs resemble a real disk image's free space.
+    """
     rng = random.Random(seed)
-    random_block = os.urandom
+    blocks = -(-size // BLOCK)
     with open(path, "wb") as out:
         pending = bytearray()
-        for offset in range(0, size, BLOCK):
-            count = min(BLOCK, size - offset)
-            pending += bytes(count) if rng.random() < zero_fraction else random_block(count)
+        block = 0
+        while block < blocks:
+            count = min(rng.randint(1, 2 * run_blocks - 1), blocks - block)
+            length = min(count * BLOCK, size - block * BLOCK)
+            zero = rng.random() < zero_fraction
+            pending += bytes(length) if zero else os.urandom(length)
+            block += count
             if len(pending) >= 8 * MiB:
                 out.write(pending)
                 pending.clear()
         out.write(pending)
+
+
+#: The generated cases: name -> (fraction of zero blocks, mean run length in blocks).
+CASES = {
+    "random": (0.0, 1),
+    "75% zero, runs": (0.75, 64),
+    "75% zero, scattered": (0.75, 1),
+}
 
 
 def parse_size(text: str) -> int:
@@ -276,10 +297,10 @@ def run_bench(
         datadir = os.path.join(work, "store")
         os.makedirs(datadir)
         cases: list[tuple[str, str]] = []
-        for name, zeros in (("random", 0.0), ("75% zero", 0.75)):
-            path = os.path.join(work, name.replace("% ", "-"))
+        for name, (zeros, run) in CASES.items():
+            path = os.path.join(work, f"image-{len(cases)}")
             progress(f"generating the {name} image ({size / MiB:.0f} MiB)")
-            make_image(path, size, zeros)
+            make_image(path, size, zeros, run)
             cases.append((name, path))
         cases += [(os.path.basename(f), f) for f in files]
         impls = [OURS] + ([NO_FSYNC] if not config else [])

@@ -355,8 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="measure add and get against the store, beside baselines and glance_store",
         description=(
-            "Adds generated images (random; 75%% zero blocks; plus any FILE you give) to the "
-            "store and reads them back, each step in a fresh process. Prints MB/s, CPU seconds, "
+            "Adds generated images (random; 75%% zero 4 KiB blocks in runs; 75%% zero scattered "
+            "one by one; plus any FILE you give) to the store and reads them back, each step in "
+            "a fresh process. Prints MB/s, CPU seconds, "
             "peak RSS growth and the storage allocated, beside hashlib md5+sha512 and a plain "
             "copy, and glance_store's driver where glance_store is installed (with the ratio; "
             "the embedded file store only, for now)."

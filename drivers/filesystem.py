@@ -31,6 +31,7 @@ import errno
 import os
 import secrets
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -48,7 +49,7 @@ from glance_store_ng.locations import Location
 from glance_store_ng.options import Option
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
-from glance_store_ng.store import Capabilities, Store, clamp_range
+from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range
 
 __all__ = ["FilesystemStore"]
 
@@ -341,6 +342,35 @@ class FilesystemStore(Store):
             if durable:
                 _fsync_dir(datadir.path)
         return self._location(final)
+
+    # -- orphans -------------------------------------------------------------------------
+
+    def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
+        """Temporary files of adds that never finished (the process died mid-add)."""
+        now = time.time()
+        found = []
+        for datadir in self.datadirs:
+            with _os_errors(self.label, f"listing {datadir.path}"):
+                entries = list(os.scandir(datadir.path))
+            for entry in entries:
+                if not (entry.name.startswith(".") and entry.name.endswith(_TEMP_SUFFIX)):
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # finished or removed meanwhile
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= older_than:
+                    found.append(Orphan(entry.path, info.st_size, now - info.st_mtime))
+        return found
+
+    def remove_orphan(self, orphan: Orphan) -> None:
+        name = os.path.basename(orphan.name)
+        if os.path.dirname(orphan.name) not in {d.path for d in self.datadirs} or not (
+            name.startswith(".") and name.endswith(_TEMP_SUFFIX)
+        ):
+            raise BadLocation(f"{self.label}: {orphan.name} is not a temporary file of this store")
+        with _os_errors(self.label, f"removing {orphan.name}"):
+            os.unlink(orphan.name)
 
     # -- get, get_size, delete -----------------------------------------------------------
 

@@ -200,6 +200,27 @@ def cmd_delete(args: argparse.Namespace, stores: Stores) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace, stores: Stores) -> int:
+    names = [args.backend] if args.backend else list(stores)
+    found = [
+        (name, orphan) for name in names for orphan in stores[name].find_orphans(args.older_than)
+    ]
+    for name, orphan in found:
+        if not args.dry_run:
+            stores[name].remove_orphan(orphan)
+    verb = "would remove" if args.dry_run else "removed"
+    _print(
+        args,
+        {
+            "dry_run": args.dry_run,
+            "orphans": [{"backend": n, **dataclasses.asdict(o)} for n, o in found],
+        },
+        [f"{verb} {o.name} ({o.size} bytes, {o.age / 3600:.1f} h old) from {n}" for n, o in found]
+        + [f"{len(found)} orphan(s) {verb if found else 'found'}"],
+    )
+    return 0
+
+
 def _describe_driver(name: str) -> dict[str, Any]:
     try:
         driver: type[Store] = load_driver(name)
@@ -350,6 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
         "drivers", help="list installed drivers, their options, and the configured backends"
     )
     drivers.set_defaults(func=cmd_drivers)
+
+    gc = sub.add_parser(
+        "gc", help="remove what interrupted adds left behind (temporary files, uploads)"
+    )
+    gc.add_argument(
+        "--older-than", type=float, default=3600.0, metavar="SECONDS",
+        help="only what is at least this old, so running adds are left alone (default 3600)",
+    )  # fmt: skip
+    gc.add_argument("--dry-run", action="store_true", help="list, remove nothing")
+    gc.set_defaults(func=cmd_gc)
 
     bench = sub.add_parser(
         "bench",

@@ -46,7 +46,7 @@ from .options import COMMON_OPTIONS, Option, mask_options, resolve_options
 from .pipeline import DEFAULT_CHUNK_SIZE, ZERO_BLOCK_SIZE, Ingest
 from .reader import ImageReader
 
-__all__ = ["AddResult", "Capabilities", "Store", "check_image_id"]
+__all__ = ["AddResult", "Capabilities", "Orphan", "Store", "check_image_id"]
 
 LOG = logging.getLogger("glance_store_ng")
 
@@ -100,6 +100,18 @@ class AddResult:
     """Bytes in all-zero blocks the store did not write (holes); 0 when it writes zeros."""
     seconds: float = 0.0
     """How long the add took."""
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """Something an interrupted add left behind, found by ``Store.find_orphans``."""
+
+    name: str
+    """What it is, as the backend names it (a path, an upload id, an object name)."""
+    size: int
+    """Bytes it holds (0 when unknown)."""
+    age: float
+    """Seconds since it was last written."""
 
 
 class Store(abc.ABC):
@@ -157,6 +169,18 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the store is not used afterwards."""
+
+    def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
+        """What interrupted adds left behind (a crash, a killed process), older than
+        ``older_than`` seconds: temporary files, pending uploads, stray segments.
+
+        Drivers that can leave such things override this and :meth:`remove_orphan`.
+        """
+        return []
+
+    def remove_orphan(self, orphan: Orphan) -> None:
+        """Remove one thing :meth:`find_orphans` returned."""
+        raise NotImplementedError(f"{type(self).__name__} leaves no orphans to remove")
 
     # -- the public API ----------------------------------------------------------------------
 

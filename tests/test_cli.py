@@ -131,3 +131,14 @@ def test_bench_runs_every_case_and_reports_json(run, tmp_path):
     assert scattered["allocated"] < 0.3 * scattered["size"]
     assert all(r["mb_per_s"] > 0 for r in report["results"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("gsn-bench-")]  # cleaned up
+
+
+def test_gc_dry_run_then_remove(run, tmp_path):
+    datadir = tmp_path / "xdg" / "glance-store-ng" / "images"
+    run("add", "/etc/hostname")  # creates the store
+    orphan = datadir / ".dead.beef.partial"
+    orphan.write_bytes(b"x" * 10)
+    os.utime(orphan, (1, 1))
+    listed = json.loads(run("--json", "gc", "--dry-run").stdout)
+    assert [o["name"] for o in listed["orphans"]] == [str(orphan)] and orphan.exists()
+    assert "removed" in run("gc").stdout.decode() and not orphan.exists()

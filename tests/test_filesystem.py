@@ -230,3 +230,20 @@ def test_mostly_zero_large_image_checksums(tmp_path):
     assert result.checksum == hashlib.md5(data).hexdigest()
     assert result.multihash == hashlib.sha512(data).hexdigest()
     assert os.stat(path_of(result.location)).st_blocks * 512 < 0.3 * len(data)
+
+
+def test_gc_finds_and_removes_only_old_temporary_files(tmp_path):
+    store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
+    kept = store.add(new_id(), b"a real image")
+    crashed = tmp_path / ".0d1f.4a5b6c.partial"  # what a killed add leaves
+    crashed.write_bytes(b"half an image")
+    running = tmp_path / ".77aa.123456.partial"
+    running.write_bytes(b"being written")
+    os.utime(crashed, (1, 1))
+    orphans = store.find_orphans(older_than=3600)
+    assert [o.name for o in orphans] == [str(crashed)] and orphans[0].size == 13
+    store.remove_orphan(orphans[0])
+    assert not crashed.exists() and running.exists()
+    assert store.get_size(kept.location) == 12
+    with pytest.raises(errors.BadLocation):
+        store.remove_orphan(type(orphans[0])(path_of(kept.location), 0, 0))

@@ -130,7 +130,13 @@ class Cluster:
                 f"cannot connect to the Ceph cluster as {who} (within rados_connect_timeout="
                 f"{self.connect_timeout}s)",
             ):
-                client.connect()
+                try:
+                    client.connect()
+                except rados.ObjectNotFound:
+                    raise ConfigError(
+                        f"{self.label}: no key for {who}: check option rbd_store_user and the "
+                        f"keyring that {self.conffile or 'ceph.conf'} names"
+                    ) from None
                 self._fsid = client.get_fsid()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -156,7 +162,12 @@ class Cluster:
     def ioctx(self, pool: str, namespace: str) -> Iterator[Any]:
         """An I/O context on ``pool`` (and ``namespace``), closed afterwards."""
         with ceph_errors(self.label, f"cannot open pool {pool!r}"):
-            ioctx = self.client.open_ioctx(pool)
+            try:
+                ioctx = self.client.open_ioctx(pool)
+            except rados.ObjectNotFound:
+                raise ConfigError(
+                    f"{self.label}: the Ceph cluster has no pool {pool!r} (option rbd_store_pool)"
+                ) from None
         try:
             if namespace:
                 ioctx.set_namespace(namespace)

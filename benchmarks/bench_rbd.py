@@ -1,0 +1,158 @@
+"""Add of a random and a 75%-zero image through our RBD driver beside glance_store's.
+
+    flock /work/bench.lock .venv/bin/python benchmarks/bench_rbd.py --size 1G
+
+Needs the test Ceph (tools/backends/ceph start) and glance_store 5.7.0 (the test
+extra). Every add runs in a fresh child process (its own peak RSS), one after
+the other, against the same cluster and pool, in the same run as the baseline
+(hashlib md5 then sha512 over the same file). glance_store runs as deployed
+(``rbd_thin_provisioning`` off, its default) and with it on; both with 8 MiB
+chunks, as ours. Each image is deleted right after its add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from glance_store_ng.bench import _timed, make_image, parse_size
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools" / "backends"
+
+
+def _ceph_env() -> dict[str, str]:
+    sys.path.insert(0, str(TOOLS))
+    import backends
+
+    return backends.ensure_ceph()
+
+
+def child(spec: dict) -> dict:
+    env, path, impl = spec["env"], spec["path"], spec["impl"]
+    size = os.path.getsize(path)
+    image_id = str(uuid.uuid4())
+    if impl == "hashlib md5+sha512":
+        import hashlib
+
+        def run():
+            md5, sha = hashlib.md5(), hashlib.sha512()
+            buffer = memoryview(bytearray(8 << 20))
+            with open(path, "rb") as source:
+                while count := source.readinto(buffer):
+                    md5.update(buffer[:count])
+                    sha.update(buffer[:count])
+
+        _, out = _timed(run)
+        return out
+    if impl.startswith("glance_store_ng"):
+        from glance_store_ng import open_store
+
+        store = open_store(
+            "rbd",
+            {
+                "rbd_store_ceph_conf": env["GSN_CEPH_CONF"],
+                "rbd_store_user": env["GSN_CEPH_USER"],
+                "rbd_store_pool": env["GSN_CEPH_POOL"],
+                "rbd_store_direct_writes": "librbd" not in impl,
+            },
+        )
+        assert store.cluster.fsid  # connect first: connecting is not part of an add
+        with open(path, "rb") as source:
+            result, out = _timed(lambda: store.add(image_id, source, size))
+        store.delete(result.location)
+        store.close()
+        return out
+    import glance_store
+    from glance_store import location as gs_location
+    from glance_store._drivers import rbd as gs_rbd
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    glance_store.register_opts(conf)
+    conf([], project="bench")
+    for name, value in {
+        "rbd_store_pool": env["GSN_CEPH_POOL"],
+        "rbd_store_user": env["GSN_CEPH_USER"],
+        "rbd_store_ceph_conf": spec["gs_conf"],
+        "rbd_thin_provisioning": "thin" in impl,
+    }.items():
+        conf.set_override(name, value, "glance_store")
+    store = gs_rbd.Store(conf)
+    store.configure()
+    with open(path, "rb") as source:
+        added, out = _timed(lambda: store.add(image_id, source, size, "sha512"))
+    store.delete(gs_location.Location("rbd", gs_rbd.StoreLocation, conf, uri=added[0]))
+    return out
+
+
+IMPLS = [
+    "hashlib md5+sha512",
+    "glance_store_ng",
+    "glance_store_ng (librbd writes)",
+    "glance_store",
+    "glance_store (thin)",
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1G")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    env = _ceph_env()
+    work = tempfile.mkdtemp(prefix="gsn-bench-rbd-")
+    gs_conf = os.path.join(work, "ceph.conf")
+    with open(env["GSN_CEPH_CONF"]) as src, open(gs_conf, "w") as dst:
+        # The test cluster (no ceph-mgr) hangs creating images with exclusive-lock.
+        dst.write(src.read() + "\n[client]\nrbd default features = 1\n")
+    rows = []
+    for case, zeros in (("random", 0.0), ("75% zero", 0.75)):
+        path = os.path.join(work, case.replace("% ", "-"))
+        make_image(path, size, zeros)
+        for _ in range(args.rounds):
+            for impl in IMPLS:
+                spec = {"env": env, "path": path, "impl": impl, "gs_conf": gs_conf}
+                done = subprocess.run(
+                    [sys.executable, __file__, "--child", json.dumps(spec)],
+                    capture_output=True,
+                    text=True,
+                )
+                if done.returncode:
+                    raise SystemExit(f"{impl} failed:\n{done.stderr}")
+                out = json.loads(done.stdout.splitlines()[-1])
+                rows.append((case, impl, out))
+                print(case, impl, json.dumps(out), file=sys.stderr, flush=True)
+        os.unlink(path)
+    best: dict[tuple[str, str], dict] = {}
+    for case, impl, out in rows:
+        key = (case, impl)
+        if key not in best or out["seconds"] < best[key]["seconds"]:
+            best[key] = out
+    print(
+        "| case | implementation | s | MB/s | CPU s | peak RSS +MiB | vs glance_store "
+        "| vs gs thin |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for (case, impl), out in best.items():
+        gs, gst = best[(case, "glance_store")], best[(case, "glance_store (thin)")]
+        print(
+            f"| {case} | {impl} | {out['seconds']:.2f} | {size / out['seconds'] / 1e6:.0f} | "
+            f"{out['cpu_seconds']:.2f} | {out['peak_rss_growth'] / (1 << 20):.0f} | "
+            f"{gs['seconds'] / out['seconds']:.2f}x | {gst['seconds'] / out['seconds']:.2f}x |"
+        )
+    os.unlink(gs_conf)
+    os.rmdir(work)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        print(json.dumps(child(json.loads(sys.argv[2]))))
+    else:
+        main()

@@ -1,0 +1,339 @@
+"""The RBD store: images as Ceph RBD images, as glance_store keeps them.
+
+Options (glance_store's names and meanings):
+
+- ``rbd_store_pool`` (default ``images``), ``rbd_store_user`` (the cephx user,
+  without ``client.``; empty: librados' default), ``rbd_store_ceph_conf`` (the
+  ceph.conf with the monitors and the keyring; empty: librados' search path);
+- ``rbd_store_chunk_size``: MiB per RBD object (the image's order) and per
+  write (default 8);
+- ``rados_connect_timeout``: seconds to reach the cluster (and per operation),
+  below 0 librados' defaults; an unreachable cluster is BackendUnavailable;
+- ``rbd_thin_provisioning`` (default on here): all-zero blocks are not written.
+
+Two more of its own: ``rbd_store_namespace`` (a RADOS namespace in the pool,
+default none) and ``rbd_store_direct_writes`` (see :mod:`.rbd_writers`).
+
+An add creates a format-2 image with layering (order from the chunk size),
+writes each chunk's data extents (zero blocks skipped), grows the image
+geometrically when the size is unknown and trims it to the exact size at the
+end, then creates the snapshot ``snap`` and protects it, so Nova and Cinder
+clone from it. Any failure removes the snapshot and the image. The location is
+``rbd://FSID/POOL/IMAGE/snap`` (``rbd://FSID/POOL/NAMESPACE/IMAGE/snap`` in a
+namespace); glance_store's legacy ``rbd://IMAGE`` is read too. One cluster
+connection serves every operation of the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from glance_store_ng.errors import BadLocation, ConfigError, InUse
+from glance_store_ng.locations import Location
+from glance_store_ng.options import Option
+from glance_store_ng.pipeline import Ingest
+from glance_store_ng.reader import ImageReader
+from glance_store_ng.store import Capabilities, Store, clamp_range
+
+from .rbd_cluster import Cluster, ceph_errors, rbd
+from .rbd_reader import read_chunks
+from .rbd_writers import ImageWriter, ObjectWriter, direct_writes_possible
+
+__all__ = ["RbdStore", "RbdLocation", "SNAPSHOT"]
+
+LOG = logging.getLogger("glance_store_ng.rbd")
+MiB = 1 << 20
+SNAPSHOT = "snap"
+# With an unknown size the image grows by doubling, at least to this, at most by this much.
+_MIN_GROWTH = 64 * MiB
+_MAX_GROWTH = 8 << 30
+
+
+@dataclass(frozen=True)
+class RbdLocation:
+    """An image in a pool (and namespace), read through ``snapshot`` when there is one."""
+
+    fsid: str | None
+    pool: str
+    namespace: str
+    image: str
+    snapshot: str | None
+
+    def uri(self) -> str:
+        quote = lambda part: urllib.parse.quote(part, "")  # noqa: E731
+        if self.fsid is None or self.snapshot is None:
+            return f"rbd://{quote(self.image)}"
+        parts = [self.fsid, self.pool, self.namespace, self.image, self.snapshot]
+        return "rbd://" + "/".join(quote(p) for p in parts if p != "")
+
+    @property
+    def spec(self) -> str:
+        """``pool/[namespace/]image[@snapshot]``, as the rbd command line names it."""
+        name = "/".join(p for p in (self.pool, self.namespace, self.image) if p)
+        return f"{name}@{self.snapshot}" if self.snapshot else name
+
+
+class RbdStore(Store):
+    """Images as RBD images in one Ceph pool."""
+
+    schemes = ("rbd",)
+    OPTIONS = (
+        Option("rbd_store_pool", "str", default="images", help="The RADOS pool images go to."),
+        Option(
+            "rbd_store_user",
+            "str",
+            default="",
+            help="The cephx user, without 'client.' (empty: librados' default, client.admin).",
+        ),
+        Option(
+            "rbd_store_ceph_conf",
+            "str",
+            default="",
+            help="The ceph.conf naming the monitors and the keyring (empty: librados' search).",
+        ),
+        Option(
+            "rbd_store_chunk_size",
+            "int",
+            default=8,
+            min=1,
+            max=32,
+            help="MiB per RBD object and per write; a power of two (default 8).",
+        ),
+        Option(
+            "rados_connect_timeout",
+            "int",
+            default=30,
+            help="Seconds to reach the cluster and per operation; below 0: librados' defaults.",
+        ),
+        Option(
+            "rbd_thin_provisioning",
+            "bool",
+            default=True,
+            help="Do not write all-zero blocks: images stay thin.",
+        ),
+        Option(
+            "rbd_store_namespace",
+            "str",
+            default="",
+            help="A RADOS namespace of the pool to keep the images in (default: none).",
+        ),
+        Option(
+            "rbd_store_direct_writes",
+            "bool",
+            default=True,
+            help="Write a new image's data objects in one operation per object "
+            "(off: through librbd, one write per data extent).",
+        ),
+    )
+
+    def configure(self) -> None:
+        chunk = self.conf["rbd_store_chunk_size"]
+        if chunk & (chunk - 1):
+            raise ConfigError(
+                f"{self.label}: option rbd_store_chunk_size = {chunk} must be a power of two "
+                "(it sets the RBD object size)"
+            )
+        self.pool: str = self.conf["rbd_store_pool"]
+        self.namespace: str = self.conf["rbd_store_namespace"]
+        self.order = chunk.bit_length() - 1 + 20
+        self.cluster = Cluster(
+            self.label,
+            self.conf["rbd_store_ceph_conf"],
+            self.conf["rbd_store_user"],
+            self.conf["rados_connect_timeout"],
+        )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(thin=self.conf["rbd_thin_provisioning"])
+
+    @property
+    def chunk_size(self) -> int:
+        return 1 << self.order
+
+    def close(self) -> None:
+        self.cluster.close()
+
+    # -- locations -----------------------------------------------------------------------
+
+    def _parse_location(self, location: Location) -> RbdLocation:
+        if location.scheme != "rbd":
+            raise BadLocation(f"{self.label}: {location.masked} is not an rbd:// location")
+        raw = location.uri[len("rbd://") :]
+        pieces = raw.split("/")
+        if any(p == "" for p in pieces) or len(pieces) not in (1, 4, 5):
+            raise BadLocation(
+                f"{self.label}: {location.masked} is not rbd://FSID/POOL/IMAGE/SNAPSHOT "
+                "(nor rbd://FSID/POOL/NAMESPACE/IMAGE/SNAPSHOT, nor rbd://IMAGE)"
+            )
+        parts = [urllib.parse.unquote(p) for p in pieces]
+        if any(not p or "/" in p or "@" in p for p in parts):
+            raise BadLocation(f"{self.label}: {location.masked} has an invalid component")
+        if len(parts) == 1:
+            return RbdLocation(None, self.pool, self.namespace, parts[0], None)
+        fsid, pool, *namespace, image, snapshot = parts
+        parsed = RbdLocation(fsid, pool, namespace[0] if namespace else "", image, snapshot)
+        if (pool, parsed.namespace) != (self.pool, self.namespace):
+            where = "/".join(p for p in (self.pool, self.namespace) if p)
+            raise BadLocation(
+                f"{self.label}: {location.masked} is not in this store's pool {where}"
+            )
+        if fsid != self.cluster.fsid:
+            raise BadLocation(
+                f"{self.label}: {location.masked} belongs to Ceph cluster {fsid}, not to "
+                f"this store's cluster {self.cluster.fsid}"
+            )
+        return parsed
+
+    # -- add -----------------------------------------------------------------------------
+
+    def _add(self, image_id: str, ingest: Ingest) -> str:
+        location = RbdLocation(self.cluster.fsid, self.pool, self.namespace, image_id, SNAPSHOT)
+        size = ingest.declared_size or 0
+        with self.cluster.ioctx(self.pool, self.namespace) as ioctx:
+            with ceph_errors(self.label, f"cannot create image {location.spec}"):
+                rbd.RBD().create(
+                    ioctx,
+                    image_id,
+                    size,
+                    order=self.order,
+                    old_format=False,
+                    features=rbd.RBD_FEATURE_LAYERING,
+                )
+            try:
+                self._write(ioctx, image_id, ingest, location)
+            except BaseException:
+                self._remove_quietly(ioctx, image_id)
+                raise
+        return location.uri()
+
+    def _write(self, ioctx: Any, image_id: str, ingest: Ingest, location: RbdLocation) -> None:
+        thin = self.conf["rbd_thin_provisioning"]
+        writing = f"writing image {location.spec}"
+        with ceph_errors(self.label, writing):
+            image = rbd.Image(ioctx, image_id)
+        try:
+            with ceph_errors(self.label, writing):
+                size = image.size()
+                writer: ObjectWriter | ImageWriter
+                if self.conf["rbd_store_direct_writes"] and direct_writes_possible(
+                    ioctx, image, self.chunk_size
+                ):
+                    writer = ObjectWriter(ioctx, image, self.chunk_size)
+                else:
+                    writer = ImageWriter(image)
+            try:
+                for chunk in ingest:  # errors of the caller's source propagate unchanged
+                    with ceph_errors(self.label, writing):
+                        if chunk.end > size:
+                            writer.drain()
+                            growth = min(max(size, _MIN_GROWTH), _MAX_GROWTH)
+                            size = max(chunk.end, size + growth)
+                            image.resize(size)
+                        extents = chunk.data_extents() if thin else [(0, len(chunk.data))]
+                        if extents:
+                            writer.write(chunk.offset, chunk.data, extents)
+                with ceph_errors(self.label, writing):
+                    writer.drain()
+                    if size != ingest.size:
+                        image.resize(ingest.size)
+                    image.create_snap(SNAPSHOT)
+                    image.protect_snap(SNAPSHOT)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    writer.drain()  # nothing may land after the image is removed
+                raise
+        finally:
+            image.close()
+
+    def _remove_quietly(self, ioctx: Any, image_id: str) -> None:
+        """Remove what a failed add created (its snapshot, then the image); log, never raise."""
+        try:
+            with rbd.Image(ioctx, image_id) as image:
+                for snap in list(image.list_snaps()):
+                    if image.is_protected_snap(snap["name"]):
+                        image.unprotect_snap(snap["name"])
+                    image.remove_snap(snap["name"])
+            rbd.RBD().remove(ioctx, image_id)
+        except Exception as exc:  # the add's own error is the one to report
+            LOG.error(
+                "%s: could not remove image %s after a failed add: %s", self.label, image_id, exc
+            )
+
+    # -- get, get_size, delete -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _opened(self, location: RbdLocation, what: str) -> Iterator[Any]:
+        with self.cluster.ioctx(location.pool, location.namespace) as ioctx:
+            with ceph_errors(self.label, f"{what} {location.spec}"):
+                image = rbd.Image(ioctx, location.image, snapshot=location.snapshot, read_only=True)
+            try:
+                yield image
+            finally:
+                image.close()
+
+    def _get(self, location: RbdLocation, offset: int, length: int | None) -> ImageReader:
+        stack = contextlib.ExitStack()
+        try:
+            image = stack.enter_context(self._opened(location, "no image"))
+            with ceph_errors(self.label, f"no image {location.spec}"):
+                size = image.size()
+            count = clamp_range(size, offset, length, f"{self.label}: {location.uri()}")
+            chunks = self._read(image, offset, offset + count, location)
+        except BaseException:
+            stack.close()
+            raise
+        return ImageReader(chunks, count, close=stack.close)
+
+    def _read(self, image: Any, start: int, end: int, location: RbdLocation) -> Iterator[bytes]:
+        with ceph_errors(self.label, f"reading {location.spec}"):
+            yield from read_chunks(image, start, end, self.chunk_size)
+
+    def _get_size(self, location: RbdLocation) -> int:
+        with (
+            self._opened(location, "no image") as image,
+            ceph_errors(self.label, f"no image {location.spec}"),
+        ):
+            return image.size()
+
+    def _delete(self, location: RbdLocation) -> None:
+        spec = location.spec
+        with (
+            self.cluster.ioctx(location.pool, location.namespace) as ioctx,
+            ceph_errors(self.label, f"cannot delete image {spec}"),
+        ):
+            with rbd.Image(ioctx, location.image) as image:
+                self._remove_snapshot(image, location.snapshot or SNAPSHOT, spec)
+            rbd.RBD().remove(ioctx, location.image)
+
+    def _remove_snapshot(self, image: Any, ours: str, spec: str) -> None:
+        """Unprotect and remove snapshot ``ours`` if there is one; InUse (nothing changed) if
+        the image has clones or other snapshots."""
+        names = [snap["name"] for snap in image.list_snaps()]
+        others = [name for name in names if name != ours]
+        if others:
+            raise InUse(
+                f"{self.label}: image {spec} has other snapshots ({', '.join(others)}); left intact"
+            )
+        if ours not in names:
+            return  # half-deleted already: the image goes
+        image.set_snap(ours)
+        children = list(image.list_children2())
+        image.set_snap(None)
+        if children:
+            users = ", ".join(
+                "/".join(p for p in (child["pool"], child["pool_namespace"], child["image"]) if p)
+                for child in children
+            )
+            raise InUse(
+                f"{self.label}: image {spec} has clones ({users}): a VM or volume still uses "
+                "it; left intact"
+            )
+        if image.is_protected_snap(ours):
+            image.unprotect_snap(ours)
+        image.remove_snap(ours)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import secrets
 import stat
@@ -53,6 +54,8 @@ from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range
 
 __all__ = ["FilesystemStore"]
 
+LOG = logging.getLogger(__name__)
+
 _TEMP_SUFFIX = ".partial"
 _TEMPORARY_ERRNOS = {errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT, errno.EAGAIN}
 
@@ -71,6 +74,8 @@ def _os_errors(label: str, what: str) -> Iterator[None]:
             raise NotFound(f"{reason}") from None
         if code == errno.EEXIST:
             raise AlreadyExists(reason) from None
+        if code == errno.ELOOP:
+            raise BadLocation(f"{label}: {what}: a symbolic link, not an image file") from None
         if code in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise PermissionDenied(reason) from None
         if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -247,7 +252,12 @@ class FilesystemStore(Store):
     # -- locations -----------------------------------------------------------------------
 
     def _parse_location(self, location: Location) -> str:
-        """The real path of the image file at ``location``, or BadLocation."""
+        """The path of the image file at ``location``, its directory resolved; or BadLocation.
+
+        The directory part is resolved (symlinks, so a link cannot lead out of
+        the data directories); the file name itself is not: the image is opened,
+        measured and removed with O_NOFOLLOW/lstat, so a symlink is never followed.
+        """
         if location.scheme != "file":
             raise BadLocation(f"{self.label}: {location.masked} is not a file:// location")
         rest = location.uri[len("file://") :]
@@ -258,7 +268,10 @@ class FilesystemStore(Store):
         parts = rest.split("/")
         if any(part in (".", "..") for part in parts):
             raise BadLocation(f"{self.label}: {location.masked} contains '.' or '..' segments")
-        real = os.path.realpath(rest)
+        directory, name = os.path.split(rest)
+        if not name:
+            raise BadLocation(f"{self.label}: {location.masked} names a directory, not an image")
+        real = os.path.join(os.path.realpath(directory), name)
         for datadir in self.datadirs:
             if real.startswith(datadir.path.rstrip(os.sep) + os.sep):
                 return real
@@ -302,12 +315,13 @@ class FilesystemStore(Store):
             raise AlreadyExists(
                 f"{self.label}: image {image_id} already exists at {self._location(found)}"
             )
-        datadir = self._pick_datadir(ingest.declared_size or 0)
+        datadir = self._pick_datadir(ingest.declared_size or 1)  # unknown: any room at all
         final = os.path.join(datadir.path, image_id)
         temp = os.path.join(datadir.path, f".{image_id}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
         thin = self.conf["filesystem_thin_provisioning"]
         perm = self.conf["filesystem_store_file_perm"]
         durable = self.conf["filesystem_store_fsync"]
+        linked = False
         with _os_errors(self.label, f"cannot create {temp}"):
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
@@ -331,16 +345,21 @@ class FilesystemStore(Store):
             os.close(fd_to_close)
             with _os_errors(self.label, f"image {image_id} at {final}"):
                 os.link(temp, final)
+                linked = True
+                if durable:
+                    _fsync_dir(datadir.path)
         except BaseException:
             if fd >= 0:
                 os.close(fd)
             with contextlib.suppress(OSError):
+                if linked:  # the directory could not be synced: the add failed, unpublish
+                    os.unlink(final)
                 os.unlink(temp)
             raise
-        with _os_errors(self.label, f"cannot finish storing image {image_id}"):
+        try:
             os.unlink(temp)
-            if durable:
-                _fsync_dir(datadir.path)
+        except OSError as exc:  # the image is stored; the temporary name is an orphan for gc
+            LOG.warning("%s: could not remove %s: %s", self.label, temp, exc.strerror)
         return self._location(final)
 
     # -- orphans -------------------------------------------------------------------------
@@ -428,7 +447,11 @@ class FilesystemStore(Store):
         return size
 
     def _delete(self, location: str) -> None:
-        with _os_errors(self.label, f"no image at {self._location(location)}"):
-            if stat.S_ISDIR(os.lstat(location).st_mode):
-                raise NotFound(f"{self.label}: {self._location(location)} is not an image file")
+        shown = self._location(location)
+        with _os_errors(self.label, f"no image at {shown}"):
+            mode = os.lstat(location).st_mode
+            if stat.S_ISLNK(mode):
+                raise BadLocation(f"{self.label}: {shown} is a symbolic link, not an image file")
+            if not stat.S_ISREG(mode):
+                raise NotFound(f"{self.label}: {shown} is not an image file")
             os.unlink(location)

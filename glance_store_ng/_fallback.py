@@ -194,9 +194,15 @@ class HashPipe:
         return number
 
     def wait(self, number: int) -> None:
-        """Return once every digest has consumed buffer ``number`` and those before it."""
+        """Return once every digest has consumed buffer ``number`` and those before it.
+
+        After ``close(abandon=True)`` it raises ValueError: buffers are free only
+        once that close has returned.
+        """
         with self._cond:
             self._cond.wait_for(lambda: min(self._done) >= number or self._abandon)
+            if min(self._done) < number:
+                raise ValueError("the hash pipe was abandoned")
 
     def close(self, abandon: bool = False) -> None:
         """Stop the threads (after the queued buffers unless ``abandon``); raise a digest error."""

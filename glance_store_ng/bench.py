@@ -325,9 +325,11 @@ def run_bench(
                 results.append(_measurement(name, "add", impl, image_size, added))
                 progress(f"{name}: get ({impl})")
                 spec = {**base, "implementation": impl, "location": added["location"]}
-                got = _run_child({**spec, "operation": "get"})
-                results.append(_measurement(name, "get", impl, image_size, got))
-                _run_child({**spec, "operation": "delete"})
+                try:
+                    got = _run_child({**spec, "operation": "get"})
+                    results.append(_measurement(name, "get", impl, image_size, got))
+                finally:  # a configured backend must not keep benchmark images
+                    _run_child({**spec, "operation": "delete"})
         return results
     finally:
         shutil.rmtree(work, ignore_errors=True)

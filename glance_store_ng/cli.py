@@ -7,10 +7,12 @@ With no ``--config`` it uses an embedded default: a filesystem store under
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -21,6 +23,7 @@ from ._version import __version__
 from .config import Stores, open_store
 from .errors import ConfigError, InvalidArgument, StoreError
 from .locations import mask_uri
+from .pipeline import ZERO_BLOCK_SIZE, complement
 from .registry import installed_drivers, load_driver
 from .store import Store
 
@@ -35,8 +38,13 @@ def default_datadir() -> str:
     return os.path.join(base, "glance-store-ng", "images")
 
 
+def _config_path(args: argparse.Namespace) -> str | None:
+    """--config, else $GLANCE_STORE_NG_CONFIG, else None (the embedded store)."""
+    return args.config or os.environ.get("GLANCE_STORE_NG_CONFIG") or None
+
+
 def _open_stores(args: argparse.Namespace) -> Stores:
-    config = args.config or os.environ.get("GLANCE_STORE_NG_CONFIG")
+    config = _config_path(args)
     if config:
         return Stores.from_config(config)
     store = open_store("file", {"filesystem_store_datadir": default_datadir()}, backend="default")
@@ -140,18 +148,41 @@ def _write_sparse(out: BinaryIO, chunks: Iterator[bytes], progress: _Progress) -
     position = 0
     for chunk in chunks:
         view = memoryview(chunk)
-        pos = 0
-        for start, end in native.zero_extents(view, 4096):
-            if start > pos:
-                out.seek(position + pos)
-                out.write(view[pos:start])
-            pos = end
-        if pos < len(view):
-            out.seek(position + pos)
-            out.write(view[pos:])
+        for start, end in complement(native.zero_extents(view, ZERO_BLOCK_SIZE), len(view)):
+            out.seek(position + start)
+            out.write(view[start:end])
         position += len(view)
         progress.advance(len(view))
     out.truncate(position)
+
+
+def _write_plain(out: BinaryIO, chunks: Iterable[bytes], progress: _Progress) -> None:
+    for chunk in chunks:
+        out.write(chunk)
+        progress.advance(len(chunk))
+    out.flush()
+
+
+def _write_new_file(path: str, chunks: Iterable[bytes], progress: _Progress) -> None:
+    """Write ``path`` as a sparse file through a private temporary name, then rename it."""
+    fd, temp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path) or "."
+    )
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _write_sparse(out, iter(chunks), progress)
+        os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def cmd_get(args: argparse.Namespace, stores: Stores) -> int:
@@ -162,22 +193,16 @@ def cmd_get(args: argparse.Namespace, stores: Stores) -> int:
     with stores.get(args.location, args.offset, args.length, args.backend) as reader:
         progress = _Progress(reader.size, "reading", args.progress)
         try:
-            if args.output:
-                temp = f"{args.output}.partial"
-                try:
-                    with open(temp, "wb") as out:
-                        _write_sparse(out, iter(reader), progress)
-                    os.replace(temp, args.output)
-                except BaseException:
-                    if os.path.exists(temp):
-                        os.unlink(temp)
-                    raise
+            if not args.output:
+                _write_plain(sys.stdout.buffer, reader, progress)
+            elif os.path.lexists(args.output) and not (
+                os.path.isfile(args.output) and not os.path.islink(args.output)
+            ):
+                # A device, a pipe or a symlink: write through it, never replace it.
+                with open(args.output, "wb") as out:
+                    _write_plain(out, reader, progress)
             else:
-                out = sys.stdout.buffer
-                for chunk in reader:
-                    out.write(chunk)
-                    progress.advance(len(chunk))
-                out.flush()
+                _write_new_file(args.output, reader, progress)
         finally:
             progress.finish()
     return 0
@@ -288,7 +313,7 @@ def cmd_bench(args: argparse.Namespace, stores: Stores | None) -> int:
     results = bench.run_bench(
         size=bench.parse_size(args.size),
         files=args.file,
-        config=args.config,
+        config=_config_path(args),
         backend=args.backend,
         workdir=args.workdir,
         compare=not args.no_compare,
@@ -368,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     delete.set_defaults(func=cmd_delete)
 
     drivers = sub.add_parser(
-        "drivers", help="list installed drivers, their options, and the configured backends"
+        "drivers",
+        help="list installed drivers and their options (with --config: the backends too)",
     )
     drivers.set_defaults(func=cmd_drivers)
 
@@ -411,14 +437,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.func is cmd_bench:
             return cmd_bench(args, None)
-        if args.func is cmd_drivers and not (
-            args.config or os.environ.get("GLANCE_STORE_NG_CONFIG")
-        ):
+        if args.func is cmd_drivers and not _config_path(args):
             return cmd_drivers(args, None)
         with _open_stores(args) as stores:
             return args.func(args, stores)
     except StoreError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the local side: an output file, standard output
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"{PROG}: error:{where} {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing was left half-written", file=sys.stderr)

@@ -84,18 +84,17 @@ def read_ini(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
             continue
         if stripped.startswith("["):
             if not stripped.endswith("]") or len(stripped) < 3:
-                raise ConfigError(f"{where}: malformed section header {stripped!r}")
+                raise ConfigError(f"{where}: malformed section header: expected [name]")
             current = sections.setdefault(stripped[1:-1].strip(), {})
             last_key = None
             continue
         if current is None:
             raise ConfigError(f"{where}: option outside any [section]")
         key, sep, value = stripped.partition("=")
-        if not sep:
-            key, sep, value = stripped.partition(":")
         key, value = key.strip(), value.strip()
         if not sep or not key:
-            raise ConfigError(f"{where}: expected 'name = value', got {stripped!r}")
+            # The line is not shown: it may hold a secret.
+            raise ConfigError(f"{where}: expected 'name = value'")
         if key in current:
             previous = current[key]
             current[key] = (previous if isinstance(previous, list) else [previous]) + [value]

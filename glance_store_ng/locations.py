@@ -35,7 +35,7 @@ def mask_uri(uri: str) -> str:
     shown as ``s3://AKIA:***@host/b/i``.
     """
     match = _SCHEME.match(uri)
-    if match:
+    if match and match.group(1).lower() != "file":  # a path may hold '@'; it holds no secret
         head, rest = uri[: match.end()], uri[match.end() :]
         if "@" in rest:
             userinfo, tail = rest.rsplit("@", 1)

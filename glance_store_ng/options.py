@@ -70,13 +70,15 @@ def _as_list(value: Any) -> list[str]:
 
 
 def _as_octal(value: Any) -> int:
-    """A file mode written in octal digits, as glance-api.conf writes it: ``640`` or ``"0640"``.
+    """A file mode written in octal digits, as glance-api.conf writes it: ``"640"``, ``"0640"``.
 
-    An int is read by its decimal digits (640 means 0o640), as glance_store reads it.
+    An int other than 0 is refused: 640 and 0o640 are both plausible meanings.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError("expected a file mode in octal digits, such as 640")
-    text = str(value).strip().lower().removeprefix("0o")
+    if value == 0 and isinstance(value, int) and not isinstance(value, bool):
+        return 0
+    if not isinstance(value, str):
+        raise ValueError("give the mode as a string of octal digits, such as '640'")
+    text = value.strip().lower().removeprefix("0o")
     if not text or set(text) - set("01234567"):
         raise ValueError("expected a file mode in octal digits, such as 640 or 0640")
     mode = int(text, 8)
@@ -160,26 +162,21 @@ def resolve_options(
     declared: Iterable[Option],
     given: Mapping[str, Any],
     backend: str,
-    *,
-    ignore: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Every declared option's value: given ones parsed, others defaulted.
 
-    Unknown names raise ConfigError (with a close match when there is one),
-    except those in ``ignore``. Missing required options raise ConfigError.
+    Unknown names raise ConfigError (with a close match when there is one).
+    Missing required options raise ConfigError.
     """
     by_name: dict[str, Option] = {}
     for option in declared:
         by_name[option.name] = option
         for old in option.deprecated_names:
             by_name[old] = option
-    ignored = set(ignore)
     values: dict[str, Any] = {}
     for name, raw in given.items():
         option = by_name.get(name)
         if option is None:
-            if name in ignored:
-                continue
             hint = difflib.get_close_matches(name, list(by_name), n=1)
             fix = f"did you mean {hint[0]}?" if hint else "remove it"
             known = ", ".join(sorted(o.name for o in declared))

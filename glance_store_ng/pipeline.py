@@ -16,9 +16,9 @@ size. The source is always read in the caller's thread (it may be a green
 thread or hold thread-local state).
 
 No chunk is copied on the way: a bytes-like source is sliced, a file object
-is read into the ring's buffers with ``readinto``, immutable ``bytes`` pieces
-are passed on as they are; only mutable pieces of an iterable (which the
-caller may refill) are copied into the ring. A chunk's ``data`` is valid only
+is read into the ring's buffers with ``readinto``, ``bytes`` pieces are passed
+on as they are; only other pieces of an iterable (bytearrays, views: the
+caller may refill them) are copied into the ring. A chunk's ``data`` is valid only
 until the driver asks for the next chunk; a driver that keeps data longer (an
 upload in flight) copies it.
 
@@ -39,7 +39,14 @@ from typing import Any
 from . import native
 from .errors import InvalidArgument, SizeLimitExceeded, SizeMismatch
 
-__all__ = ["Chunk", "Ingest", "check_hash_algorithm", "DEFAULT_CHUNK_SIZE", "ZERO_BLOCK_SIZE"]
+__all__ = [
+    "Chunk",
+    "Ingest",
+    "check_hash_algorithm",
+    "complement",
+    "DEFAULT_CHUNK_SIZE",
+    "ZERO_BLOCK_SIZE",
+]
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEPTH = 4
@@ -66,14 +73,19 @@ class Chunk:
 
     def data_extents(self) -> list[tuple[int, int]]:
         """The complement of ``zero_extents``: ``(start, end)`` regions holding data."""
-        extents, pos = [], 0
-        for start, end in self.zero_extents:
-            if start > pos:
-                extents.append((pos, start))
-            pos = end
-        if pos < len(self.data):
-            extents.append((pos, len(self.data)))
-        return extents
+        return complement(self.zero_extents, len(self.data))
+
+
+def complement(extents: list[tuple[int, int]], length: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` regions of ``0..length`` that sorted ``extents`` leave out."""
+    gaps, pos = [], 0
+    for start, end in extents:
+        if start > pos:
+            gaps.append((pos, start))
+        pos = end
+    if pos < length:
+        gaps.append((pos, length))
+    return gaps
 
 
 def check_hash_algorithm(name: str) -> str:
@@ -231,7 +243,8 @@ class Ingest:
 
     def _pieces(self, piece: Any) -> Iterator[tuple[memoryview, _Slot]]:
         view = _bytes_view(piece)
-        immutable = isinstance(piece, bytes) or view.readonly
+        # Only bytes cannot change under us: a read-only view may show a buffer the caller refills.
+        immutable = isinstance(piece, bytes) or isinstance(view.obj, bytes)
         return self._from_buffer(view) if immutable else self._copied(view)
 
     # -- the pass --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["ImageReader"]
@@ -12,7 +13,8 @@ class ImageReader:
 
     ``size`` is the number of bytes the iteration yields. Use it as a context
     manager, or call :meth:`close`, to release backend resources (an open file,
-    a connection) when you stop before the end; reaching the end closes it too.
+    a connection) when you stop before the end; reaching the end closes it too,
+    and so does the garbage collector for a reader dropped unread.
     """
 
     def __init__(
@@ -23,8 +25,12 @@ class ImageReader:
     ) -> None:
         self.size = size
         self._chunks = iter(chunks)
-        self._close = close
-        self.closed = False
+        self._finalizer = weakref.finalize(self, _release, self._chunks, close)
+
+    @property
+    def closed(self) -> bool:
+        """True once the backend resources are released."""
+        return not self._finalizer.alive
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -38,14 +44,7 @@ class ImageReader:
 
     def close(self) -> None:
         """Release backend resources; safe to call more than once."""
-        if self.closed:
-            return
-        self.closed = True
-        close_chunks = getattr(self._chunks, "close", None)
-        if close_chunks is not None:
-            close_chunks()
-        if self._close is not None:
-            self._close()
+        self._finalizer()
 
     def __enter__(self) -> ImageReader:
         return self
@@ -55,3 +54,14 @@ class ImageReader:
 
     def __repr__(self) -> str:
         return f"ImageReader(size={self.size}, closed={self.closed})"
+
+
+def _release(chunks: Iterator[bytes], close: Callable[[], None] | None) -> None:
+    """Stop the chunk generator, then release what the driver opened (runs once)."""
+    close_chunks = getattr(chunks, "close", None)
+    try:
+        if close_chunks is not None:
+            close_chunks()
+    finally:
+        if close is not None:
+            close()

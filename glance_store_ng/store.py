@@ -74,10 +74,6 @@ class Capabilities:
     """add() accepts data whose size is not known in advance."""
     thin: bool = False
     """All-zero regions are not written (holes, thin images) and read back as zeros."""
-    writable: bool = True
-    """add() and delete() are allowed."""
-    max_image_size: int | None = None
-    """The largest image the backend accepts, when it has a limit."""
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,9 @@ int gsn_hashpipe_new(gsn_digest **digests, size_t n_digests, size_t capacity,
  * Blocks while `capacity` buffers are in flight. */
 int gsn_hashpipe_submit(gsn_hashpipe *pipe, const uint8_t *data, size_t len, uint64_t *seq);
 
-/* Block until every digest has consumed buffer `seq` and all before it. */
+/* Block until every digest has consumed buffer `seq` and all before it.
+ * GSN_ECLOSED after an abandoning close: then buffers are free only once
+ * gsn_hashpipe_close() has returned. */
 int gsn_hashpipe_wait(gsn_hashpipe *pipe, uint64_t seq);
 
 /* Stop and join the threads: after the queued buffers, or at once when

@@ -6,13 +6,16 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from glance_store_ng.testing.conformance import mostly_zero
 
+HOSTNAME = Path("/etc/hostname").read_bytes()
 EXE = shutil.which("glance-store-ng", path=os.path.dirname(sys.executable)) or "glance-store-ng"
 
 
@@ -142,3 +145,27 @@ def test_gc_dry_run_then_remove(run, tmp_path):
     listed = json.loads(run("--json", "gc", "--dry-run").stdout)
     assert [o["name"] for o in listed["orphans"]] == [str(orphan)] and orphan.exists()
     assert "removed" in run("gc").stdout.decode() and not orphan.exists()
+
+
+def test_get_writes_through_devices_and_symlinks_without_replacing_them(run, tmp_path):
+    location = json.loads(run("--json", "add", "/etc/hostname").stdout)["location"]
+    target = tmp_path / "target"
+    target.write_bytes(b"old")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    run("get", location, "-o", str(link))
+    assert link.is_symlink() and target.read_bytes() == HOSTNAME
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    run("get", location, "-o", str(fifo))
+    assert reader.communicate(timeout=30)[0] == HOSTNAME
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # written through, not replaced
+
+
+def test_local_file_errors_are_one_line(run, tmp_path):
+    location = json.loads(run("--json", "add", "/etc/hostname").stdout)["location"]
+    done = run("get", location, "-o", str(tmp_path / "no" / "such" / "dir" / "x"), ok=False)
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "No such file or directory" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -110,6 +110,7 @@ swift_store_container = glance
         ("just text\n", "outside any"),
         ("[broken\n", "malformed section"),
         ("[s]\nno equals sign\n", "expected 'name = value'"),
+        ("[s]\nswift_store_key  s3cr3t:VALUE\n", "line 2: expected 'name = value'$"),
     ],
 )
 def test_config_errors_name_the_problem(tmp_path, text, message):

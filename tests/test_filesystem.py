@@ -125,6 +125,7 @@ def test_datadirs_from_glance_conf_repeated_key(tmp_path):
         ({"filesystem_store_chunk_size": "big"}, "filesystem_store_chunk_size"),
         ({"filesystem_store_chunk_size": 10}, "minimum"),
         ({"filesystem_store_file_perm": "rw-r-----"}, "octal"),
+        ({"filesystem_store_file_perm": 0o640}, "as a string of octal digits"),
         ({"filesystem_thin_provisioning": "maybe"}, "boolean"),
         ({"filesystem_store_datdir": "/tmp"}, "did you mean filesystem_store_datadir"),
     ],
@@ -165,9 +166,26 @@ class TestHostileLocations:
         link = os.path.join(store.datadirs[0].path, "innocent")
         os.symlink(secret, link)
         for call in (store.get, store.get_size, store.delete):
-            with pytest.raises(errors.BadLocation, match="outside"):
+            with pytest.raises(errors.BadLocation, match="symbolic link"):
                 call("file://" + link)
         assert secret.read_bytes() == b"do not serve"
+
+    def test_symlink_to_another_image_is_not_followed(self, store):
+        target = store.add(new_id(), b"the real image")
+        alias = os.path.join(store.datadirs[0].path, "alias")
+        os.symlink(path_of(target.location), alias)
+        with pytest.raises(errors.BadLocation, match="symbolic link"):
+            store.delete("file://" + alias)
+        assert store.get(target.location).read() == b"the real image"
+        assert os.path.islink(alias)
+
+    def test_directory_symlink_out_of_the_datadir_is_refused(self, store, tmp_path):
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "img").write_bytes(b"not ours")
+        os.symlink(outside, os.path.join(store.datadirs[0].path, "escape"))
+        with pytest.raises(errors.BadLocation, match="outside"):
+            store.get_size(f"file://{store.datadirs[0].path}/escape/img")
 
     def test_directory_is_not_an_image(self, store):
         sub = os.path.join(store.datadirs[0].path, "subdir")

@@ -20,6 +20,7 @@ from glance_store_ng.locations import mask_uri, parse_location
         ("swift://justtoken@host/c/o", "swift://***@host/c/o"),
         ("https://h/o?temp_url_sig=abc123&temp_url_expires=1", "https://h/o?temp_url_sig=***&temp_url_expires=1"),
         ("file:///var/lib/glance/images/abc", "file:///var/lib/glance/images/abc"),
+        ("file:///srv/user@host/images/abc", "file:///srv/user@host/images/abc"),
         ("rbd://fsid/images/abc/snap", "rbd://fsid/images/abc/snap"),
     ],
 )  # fmt: skip

@@ -132,6 +132,23 @@ def test_refilled_mutable_chunks_are_hashed_as_they_were_given():
     assert ingest.multihash == expected.hexdigest()
 
 
+def test_refilled_read_only_views_are_hashed_as_they_were_given():
+    """A read-only view does not make the data immutable: the caller may refill the buffer."""
+    expected = hashlib.md5()
+
+    def refilling_views():
+        buffer = bytearray(70_000)
+        for i in range(20):
+            buffer[:] = bytes([i + 1]) * len(buffer)
+            expected.update(buffer)
+            yield memoryview(buffer).toreadonly()
+
+    ingest = Ingest(refilling_views(), chunk_size=65536)
+    for _ in ingest:
+        pass
+    assert ingest.checksum == expected.hexdigest()
+
+
 def test_hashing_threads_end_when_the_driver_stops_early():
     before = threading.active_count()
     ingest = Ingest(io.BytesIO(bytes(10 << 20)), chunk_size=65536)

@@ -434,7 +434,7 @@ class SwiftStore(Store):
                         "PUT", path, headers=headers, data=view if length else b""
                     )
             except HTTPError as exc:
-                if exc.status == 412:
+                if exc.status in (409, 412):  # 409: a newer PUT of the same name landed first
                     raise AlreadyExists(f"{self.label}: {path} already exists") from None
                 if exc.status == 404:
                     raise StoreError(

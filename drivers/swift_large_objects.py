@@ -217,7 +217,7 @@ class SegmentedUpload:
                     "PUT", path, query="multipart-manifest=put", headers=headers, data=body
                 )
             except HTTPError as exc:
-                if exc.status == 412:
+                if exc.status in (409, 412):  # 409: a newer PUT of the same name landed first
                     raise AlreadyExists(
                         f"{self.label}: image {self.image_id} already exists at {path}"
                     ) from None

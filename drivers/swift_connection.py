@@ -105,12 +105,10 @@ def swift_errors(label: str, what: str) -> Iterator[None]:
         if status >= 500 or status in (408, 429, 499):
             raise BackendUnavailable(reason) from None
         raise StoreError(reason) from None
-    except ClientException as exc:  # from swiftclient helpers (keystone, capabilities)
-        status = exc.http_status
-        if status is not None:
-            raise_from = HTTPError(status, exc.http_reason or "", b"")
+    except ClientException as exc:  # from swiftclient helpers (keystone)
+        if exc.http_status is not None:
             with swift_errors(label, what):
-                raise raise_from from None
+                raise HTTPError(exc.http_status, exc.http_reason or "") from None
         raise StoreError(f"{label}: {what}: {exc.msg}") from None
     except _CONNECTION_ERRORS as exc:
         raise BackendUnavailable(

@@ -233,6 +233,8 @@ class SegmentedUpload:
         for future in self._futures:
             future.cancel()
         self._executor.shutdown(wait=True)
+        if not self._futures:
+            return  # no segment was sent
         with swift_errors(self.label, f"removing the segments of {self.image_id}"):
             for name in list_objects(self.account, self.segments, self.prefix):
                 _delete_quietly(self.account, f"{self.segments}/{name}")

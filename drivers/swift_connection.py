@@ -1,0 +1,369 @@
+"""Swift accounts: credentials, tokens shared and refreshed, pooled connections, one error boundary.
+
+An :class:`Account` is one set of credentials (the store's own options, a
+reference of ``swift_store_config_file``, or the ``user:key`` of a legacy
+location). It authenticates once, shares the token among all threads, and
+re-authenticates once when the server answers 401. Its HTTP connections
+(python-swiftclient's, each a keep-alive requests session) are pooled.
+
+The auth requests are made here rather than through swiftclient's
+``get_auth``: swiftclient's debug log shows the first characters of
+``X-Auth-Key``, and no part of a key may reach a log.
+
+:func:`swift_errors` is the driver's one translation boundary: swiftclient,
+requests and socket exceptions become :mod:`glance_store_ng.errors`, with
+messages that name the object and never a credential.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+import urllib3
+from swiftclient.client import HTTPConnection
+from swiftclient.exceptions import ClientException
+
+from glance_store_ng.errors import (
+    BackendUnavailable,
+    ChecksumMismatch,
+    ConfigError,
+    NotFound,
+    PermissionDenied,
+    Retry,
+    StorageFull,
+    StoreError,
+)
+
+__all__ = ["Account", "Credentials", "HTTPError", "swift_errors"]
+
+
+class HTTPError(Exception):
+    """A Swift answer outside 2xx: its status, reason and (short) body."""
+
+    def __init__(self, status: int, reason: str, body: bytes = b"") -> None:
+        super().__init__(f"HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+    @property
+    def detail(self) -> str:
+        text = self.body[:200].decode("utf-8", "replace").strip()
+        if text.startswith("<html>"):  # Swift's error pages: keep the title only
+            text = text.split("<h1>")[-1].split("</h1>")[0]
+        return f"HTTP {self.status} {self.reason}" + (f": {text}" if text else "")
+
+
+_CONNECTION_ERRORS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def swift_errors(label: str, what: str) -> Iterator[None]:
+    """Translate the client's exceptions into the store's: the one boundary of this driver.
+
+    ``what`` names the operation and the object (``reading glance/<id>``); no
+    message carries a key or a token.
+    """
+    try:
+        yield
+    except StoreError:
+        raise
+    except HTTPError as exc:
+        reason = f"{label}: {what}: {exc.detail}"
+        status = exc.status
+        if status == 404:
+            raise NotFound(reason) from None
+        if status in (401, 403):
+            raise PermissionDenied(
+                f"{reason}; check the Swift user, key and auth address"
+            ) from None
+        if status == 413:
+            raise StorageFull(f"{reason}; the account or container quota is reached") from None
+        if status == 422:
+            raise ChecksumMismatch(
+                f"{reason}; the bytes Swift received differ from those sent (its ETag check)",
+                retry=Retry.TEMPORARY,
+            ) from None
+        if status == 507:
+            raise StorageFull(reason) from None
+        if status >= 500 or status in (408, 429, 499):
+            raise BackendUnavailable(reason) from None
+        raise StoreError(reason) from None
+    except ClientException as exc:  # from swiftclient helpers (keystone)
+        if exc.http_status is not None:
+            with swift_errors(label, what):
+                raise HTTPError(exc.http_status, exc.http_reason or "") from None
+        raise StoreError(f"{label}: {what}: {exc.msg}") from None
+    except _CONNECTION_ERRORS as exc:
+        raise BackendUnavailable(
+            f"{label}: {what}: Swift did not answer ({type(exc).__name__})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who to authenticate as, and where. ``key`` never appears in a repr."""
+
+    auth_address: str
+    user: str
+    key: str = field(repr=False)
+    auth_version: str = "3"
+    project_domain_id: str = "default"
+    user_domain_id: str = "default"
+    project_name: str | None = None
+
+    def identity(self) -> tuple[str, ...]:
+        return (self.auth_address, self.user, self.key, self.auth_version)
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How to reach the servers (the same for every account of a store)."""
+
+    cacert: str | None = None
+    insecure: bool = False
+    timeout: float = 60.0
+    endpoint: str | None = None  # swift_store_endpoint: overrides the storage URL
+    region: str | None = None
+    endpoint_type: str = "publicURL"
+    service_type: str = "object-store"
+
+
+class Account:
+    """One authenticated Swift account: a shared token and a pool of connections."""
+
+    def __init__(self, credentials: Credentials, settings: ConnectionSettings, label: str):
+        self.credentials = credentials
+        self.settings = settings
+        self.label = label
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._storage_url: str | None = None
+        self._pool: queue.LifoQueue[HTTPConnection] = queue.LifoQueue()
+        self._pool_url: str | None = None
+
+    def __repr__(self) -> str:
+        c = self.credentials
+        return f"Account(auth_address={c.auth_address!r}, user={c.user!r}, key='***')"
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def auth(self, stale_token: str | None = None) -> tuple[str, str]:
+        """``(storage_url, token)``; a fresh token when ``stale_token`` is the current one."""
+        with self._lock:
+            if self._token is None or self._token == stale_token:
+                with swift_errors(self.label, f"authenticating at {self.credentials.auth_address}"):
+                    url, token = self._authenticate()
+                self._storage_url = (self.settings.endpoint or url).rstrip("/")
+                self._token = token
+            assert self._storage_url is not None
+            return self._storage_url, self._token
+
+    @property
+    def storage_url(self) -> str:
+        return self.auth()[0]
+
+    @property
+    def known_storage_url(self) -> str | None:
+        """The storage URL if authenticated already (no request made)."""
+        return self._storage_url
+
+    def cluster_info(self) -> dict[str, Any]:
+        """The cluster's /info document (limits such as slo.max_manifest_segments)."""
+        url = self.storage_url
+        conn = self._new_connection(url)
+        try:
+            resp = conn.request("GET", "/info", "", {})
+            if resp.status_code != 200:
+                raise HTTPError(resp.status_code, resp.reason or "")
+            return json.loads(resp.content)
+        finally:
+            conn.close()
+
+    def _authenticate(self) -> tuple[str, str]:
+        version = self.credentials.auth_version
+        if version in ("1", "1.0"):
+            return self._authenticate_v1()
+        if version in ("3", "3.0"):
+            return self._authenticate_v3()
+        raise ConfigError(f"{self.label}: swift auth version {version!r} is not supported")
+
+    def _authenticate_v1(self) -> tuple[str, str]:
+        c = self.credentials
+        conn = self._new_connection(c.auth_address)
+        try:
+            headers = {"X-Auth-User": c.user, "X-Auth-Key": c.key}
+            resp = conn.request("GET", conn.parsed_url.path or "/", "", headers)
+            body = resp.content
+            if not 200 <= resp.status_code < 300:
+                raise HTTPError(resp.status_code, resp.reason or "", body)
+            url = resp.headers.get("X-Storage-Url")
+            token = resp.headers.get("X-Auth-Token") or resp.headers.get("X-Storage-Token")
+            if not url or not token:
+                raise StoreError(
+                    f"{self.label}: {c.auth_address} answered without a storage URL and token; "
+                    "is it a v1 auth address (swift_store_auth_version = 1)?"
+                )
+            return url, token
+        finally:
+            conn.close()
+
+    def _authenticate_v3(self) -> tuple[str, str]:
+        """Keystone v3 through keystoneauth1 (documented as untested: no Keystone in the tests)."""
+        try:
+            from keystoneauth1 import session as ks_session
+            from keystoneauth1.identity import v3
+        except ImportError:
+            raise ConfigError(
+                f"{self.label}: swift_store_auth_version = 3 needs keystoneauth1 "
+                "(pip install keystoneauth1)"
+            ) from None
+        c = self.credentials
+        project, _, user = c.user.rpartition(":")
+        plugin = v3.Password(
+            auth_url=c.auth_address,
+            username=user,
+            password=c.key,
+            project_name=c.project_name or project or None,
+            user_domain_id=c.user_domain_id,
+            project_domain_id=c.project_domain_id,
+        )
+        verify: Any = False if self.settings.insecure else (self.settings.cacert or True)
+        session = ks_session.Session(auth=plugin, verify=verify, timeout=self.settings.timeout)
+        try:
+            token = session.get_token()
+            url = self.settings.endpoint or session.get_endpoint(
+                service_type=self.settings.service_type,
+                interface=self.settings.endpoint_type.removesuffix("URL"),
+                region_name=self.settings.region,
+            )
+        except Exception as exc:  # keystoneauth1's own hierarchy
+            status = getattr(exc, "http_status", None)
+            if status:
+                raise HTTPError(status, type(exc).__name__) from None
+            raise BackendUnavailable(
+                f"{self.label}: Keystone at {c.auth_address} failed: {type(exc).__name__}"
+            ) from None
+        if not url:
+            raise ConfigError(
+                f"{self.label}: no object-store endpoint in the catalog; set swift_store_endpoint "
+                "or swift_store_region"
+            )
+        return url, token
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _new_connection(self, url: str) -> HTTPConnection:
+        s = self.settings
+        return HTTPConnection(url, cacert=s.cacert, insecure=s.insecure, timeout=s.timeout)
+
+    def _acquire(self, url: str) -> HTTPConnection:
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            return self._new_connection(url)
+        if conn.url != url:
+            conn.close()
+            return self._new_connection(url)
+        return conn
+
+    def _release(self, conn: HTTPConnection) -> None:
+        self._pool.put(conn)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+        stream: bool = False,
+    ) -> Any:
+        """Send one request to ``path`` (``container`` or ``container/object``) and check it.
+
+        Returns the requests Response with its body read, or with ``stream`` a
+        :class:`StreamedResponse` that holds the connection until closed. A 401
+        refreshes the token once and sends again. Statuses outside 2xx raise
+        HTTPError.
+        """
+        full = "/" + quote(path)
+        if query:
+            full += "?" + query
+        stale = None
+        for attempt in (0, 1):
+            storage_url, token = self.auth(stale)
+            conn = self._acquire(storage_url)
+            keep = False
+            try:
+                sent = {**(headers or {}), "X-Auth-Token": token}
+                resp = conn.request(method, conn.parsed_url.path + full, data, sent)
+                if resp.status_code == 401 and attempt == 0:
+                    resp.content  # noqa: B018 - drain, so the connection can be reused
+                    keep = True
+                    stale = token
+                    continue
+                if not 200 <= resp.status_code < 300:
+                    body = resp.content if method != "HEAD" else b""
+                    keep = True
+                    raise HTTPError(resp.status_code, resp.reason or "", (body or b"")[:4096])
+                if stream:
+                    keep = True
+                    return StreamedResponse(resp, conn, self)
+                resp.content  # noqa: B018 - read the body so the connection can be reused
+                keep = True
+                return resp
+            finally:
+                if not keep:
+                    conn.close()
+                elif not stream or not 200 <= resp.status_code < 300:
+                    self._release(conn)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+class StreamedResponse:
+    """A response being read: it holds its connection until closed (then pools it)."""
+
+    def __init__(self, resp: Any, conn: HTTPConnection, account: Account) -> None:
+        self.resp = resp
+        self.headers = resp.headers
+        self.status_code = resp.status_code
+        self._conn = conn
+        self._account = account
+        self._done = False
+
+    def read(self, amount: int) -> bytes:
+        return self.resp.raw.read(amount)
+
+    def close(self, reusable: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.resp.close()
+        if reusable:
+            self._account._release(self._conn)
+        else:
+            self._conn.close()

@@ -11,7 +11,8 @@ Options (glance_store's names and meanings; sizes in MB as glance_store takes th
 - ``s3_store_large_object_size`` (MB, default 100): images from this size go
   up as multipart uploads; ``s3_store_large_object_chunk_size`` (MB, default
   10, at least 5): the part size; ``s3_store_thread_pools`` (default 10): parts
-  sent at once;
+  sent at once; ``s3_store_chunk_size`` (bytes, default 1 MiB): reads from the
+  source and from the server;
 - ``s3_store_max_attempts``, ``s3_store_retry_backoff``,
   ``s3_store_retry_max_backoff``: retries of what may succeed when sent again;
   ``s3_store_connect_timeout``, ``s3_store_read_timeout``.
@@ -107,6 +108,7 @@ class S3Store(Store):
     """Images as objects in an S3 bucket."""
 
     schemes = SCHEMES
+    CHUNK_SIZE_OPTION = "s3_store_chunk_size"
     OPTIONS = (
         Option(
             "s3_store_host",
@@ -152,6 +154,14 @@ class S3Store(Store):
             min=1,
             max=256,
             help="Parts of one image sent at once (memory: this + 1 parts).",
+        ),
+        Option(
+            "s3_store_chunk_size",
+            "int",
+            default=1 << 20,
+            min=4096,
+            max=1 << 30,
+            help="Bytes per read from the image source and from the server (default 1 MiB).",
         ),
         Option(
             "s3_store_max_attempts",

@@ -211,19 +211,19 @@ class S3Context:
                     f"{reason}; bucket {self.bucket!r} does not exist at {self.endpoint}: create "
                     "it or set s3_store_create_bucket_on_put = true"
                 )
-            if code in _NOT_FOUND_CODES or status == 404:
-                return NotFound(reason)
-            if code in _DENIED_CODES or status in (401, 403):
-                return PermissionDenied(
-                    f"{reason}; check s3_store_access_key ({self.access_key!r}) and "
-                    f"s3_store_secret_key, and that this key may use bucket {self.bucket!r}"
-                )
             if code in _FULL_CODES or status == 507:
                 return StorageFull(reason)
             if code in _DIGEST_CODES:
                 return ChecksumMismatch(
                     f"{reason}; the data was damaged on its way to the server",
                     retry=Retry.TEMPORARY,
+                )
+            if code in _NOT_FOUND_CODES or status == 404:
+                return NotFound(reason)
+            if code in _DENIED_CODES or status in (401, 403):
+                return PermissionDenied(
+                    f"{reason}; check s3_store_access_key ({self.access_key!r}) and "
+                    f"s3_store_secret_key, and that this key may use bucket {self.bucket!r}"
                 )
             if is_retryable(exc):
                 return BackendUnavailable(reason)

@@ -15,13 +15,17 @@ Options (glance_store's names and meanings; sizes in MB as glance_store takes th
   source and from the server;
 - ``s3_store_max_attempts``, ``s3_store_retry_backoff``,
   ``s3_store_retry_max_backoff``: retries of what may succeed when sent again;
-  ``s3_store_connect_timeout``, ``s3_store_read_timeout``.
+  ``s3_store_connect_timeout``, ``s3_store_read_timeout``;
+- ``s3_store_part_checksum``: ``sha256`` (default) or ``md5``, see below.
 
 An add refuses an existing image id, then sends the image as one PUT when it
 fits in one part (or is declared smaller than the large-object size), else as
-a multipart upload (:mod:`.s3_multipart`). Every request body carries its
-Content-MD5, which the server checks. The PUT and the multipart completion ask
-the server not to replace an object that appeared meanwhile (If-None-Match),
+a multipart upload (:mod:`.s3_multipart`). The server checks every request
+body: against its SHA-256, which SigV4 signs (``s3_store_part_checksum =
+sha256``, the default), or against a Content-MD5 (``md5``); a single PUT
+carries the image's Content-MD5 too (the md5 the add computes anyway). The
+PUT and the multipart completion ask the server not to replace an object that
+appeared meanwhile (If-None-Match),
 and a failed or interrupted add aborts the upload and removes an object it may
 have created: nothing is left behind.
 
@@ -156,6 +160,15 @@ class S3Store(Store):
             help="Parts of one image sent at once (memory: this + 1 parts).",
         ),
         Option(
+            "s3_store_part_checksum",
+            default="sha256",
+            choices=("sha256", "md5"),
+            help="How the server checks every request body: sha256, the SHA-256 that SigV4 "
+            "signs (x-amz-content-sha256), or md5, a Content-MD5 (the payload is then not "
+            "signed). Either way a damaged part is refused. sha256 costs less CPU where the "
+            "CPU has SHA extensions.",
+        ),
+        Option(
             "s3_store_chunk_size",
             "int",
             default=1 << 20,
@@ -232,6 +245,7 @@ class S3Store(Store):
         self.large_object_size = conf["s3_store_large_object_size"] * MiB
         self.part_size = conf["s3_store_large_object_chunk_size"] * MiB
         self.threads: int = conf["s3_store_thread_pools"]
+        self.content_md5 = conf["s3_store_part_checksum"] == "md5"
         self.policy = RetryPolicy(
             attempts=conf["s3_store_max_attempts"],
             base=conf["s3_store_retry_backoff"],
@@ -246,7 +260,12 @@ class S3Store(Store):
         )
         integrity = conf["s3_store_enable_data_integrity_protection"]
         config = Config(
-            s3={"addressing_style": conf["s3_store_bucket_url_format"]},
+            s3={
+                "addressing_style": conf["s3_store_bucket_url_format"],
+                # The server checks every body against its signed SHA-256, or against
+                # the Content-MD5 sent instead (s3_store_part_checksum = md5).
+                "payload_signing_enabled": self.content_md5 is False,
+            },
             signature_version="s3v4",
             connect_timeout=conf["s3_store_connect_timeout"],
             read_timeout=conf["s3_store_read_timeout"],
@@ -421,6 +440,7 @@ class S3Store(Store):
             metadata={ADD_TOKEN: token},
             threads=self.threads,
             buffers=buffers,
+            content_md5=self.content_md5,
             start=lambda fn: self._bucket_call(f"starting the upload of {self._uri(key)}", fn),
         )
 

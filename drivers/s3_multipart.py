@@ -5,9 +5,11 @@ fills one while the others are on their way to the server, so memory stays at
 ``limit x part size`` whatever the image size, and a slow server makes the
 reader wait instead of buffering more.
 
-:class:`MultipartUpload` sends each part from a thread pool with its own
-Content-MD5 (the server refuses a part whose bytes do not match it), retrying
-a part from the buffer it still holds, never from the consumed stream. Its
+:class:`MultipartUpload` sends each part from a thread pool with a digest the
+server checks (the part is refused when its bytes do not match): the SHA-256
+that SigV4 signs (``x-amz-content-sha256``, botocore computes it) or, with
+``content_md5``, a Content-MD5 computed here. A failed part is retried from the
+buffer it still holds, never from the consumed stream. Its
 :meth:`~MultipartUpload.abort` stops the pool, waits for the parts in flight
 and aborts the upload, so a failed add leaves neither an object nor a pending
 upload. ETags are only handed back to the server, never compared to an md5
@@ -89,6 +91,7 @@ class MultipartUpload:
         threads: int,
         buffers: PartBuffers,
         start: Callable[[Callable[[], Any]], Any],
+        content_md5: bool = False,
     ) -> None:
         self.client = client
         self.context = context
@@ -96,6 +99,7 @@ class MultipartUpload:
         self.bucket = context.bucket
         self.key = key
         self.buffers = buffers
+        self.content_md5 = content_md5
         self.parts: list[Future[dict[str, Any]]] = []
         self.error: BaseException | None = None
         self._cancelled = threading.Event()
@@ -126,7 +130,9 @@ class MultipartUpload:
             if self._cancelled.is_set():
                 raise StoreError(f"{self.context.label}: upload of {self.key} cancelled")
             view = memoryview(buffer)[:length]
-            md5 = base64.b64encode(hashlib.md5(view).digest()).decode()
+            extra = {}
+            if self.content_md5:
+                extra["ContentMD5"] = base64.b64encode(hashlib.md5(view).digest()).decode()
             body = buffer if length == len(buffer) else bytes(view)  # botocore takes no views
             with self.context.errors(f"uploading part {number} of {self.key}"):
                 answer = self.policy.call(
@@ -136,7 +142,7 @@ class MultipartUpload:
                         UploadId=self.upload_id,
                         PartNumber=number,
                         Body=body,
-                        ContentMD5=md5,
+                        **extra,
                     ),
                     f"part {number} of {self.key}",
                 )

@@ -106,6 +106,34 @@ def test_existing_image_is_refused_before_any_upload(s3_server, bucket):
     assert s3_server.pending_uploads(bucket) == []
 
 
+@pytest.mark.parametrize("checksum", ["sha256", "md5"])
+def test_a_part_damaged_on_the_way_is_refused_by_the_server(s3_server, bucket, checksum):
+    """One byte of one part flips after the client computed its digest: the real server
+    refuses the part, the add fails with ChecksumMismatch and leaves nothing."""
+    store = make_store(
+        s3_server,
+        bucket,
+        s3_store_part_checksum=checksum,
+        s3_store_large_object_size=5,
+        s3_store_large_object_chunk_size=5,
+    )
+    damaged = []
+
+    def flip_a_byte(request: Any, **_: Any) -> None:
+        if not damaged and isinstance(request.body, (bytes, bytearray)) and request.body:
+            body = bytearray(request.body)
+            body[len(body) // 2] ^= 0xFF
+            request.body = bytes(body)
+            damaged.append(request.url)
+
+    store.client.meta.events.register("before-send.s3.UploadPart", flip_a_byte)
+    image_id = new_id()
+    with pytest.raises(errors.ChecksumMismatch, match="damaged"):
+        store.add(image_id, io.BytesIO(random_bytes(12 * MiB, seed=5)), size=12 * MiB)
+    assert damaged
+    assert_nothing_left(s3_server, bucket, image_id)
+
+
 # -- credentials ------------------------------------------------------------------------------
 
 

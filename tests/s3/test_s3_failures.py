@@ -191,7 +191,13 @@ def test_legacy_location_with_credentials_is_read_and_never_shown(s3_server, buc
 
 
 def test_server_stopped_mid_get_is_a_clear_retryable_error(s3_server, bucket, relay):
-    store = make_store(s3_server, bucket, s3_store_host=relay.url, s3_store_max_attempts=3)
+    store = make_store(
+        s3_server,
+        bucket,
+        s3_store_host=relay.url,
+        s3_store_max_attempts=3,
+        s3_store_read_timeout=5,
+    )
     data = random_bytes(24 * MiB, seed=7)
     result = store.add(new_id(), data)
     reader = store.get(result.location)
@@ -212,7 +218,8 @@ def test_server_stopped_mid_get_is_a_clear_retryable_error(s3_server, bucket, re
 
 
 def test_dropped_connections_mid_get_are_resumed(s3_server, bucket, relay):
-    store = make_store(s3_server, bucket, s3_store_host=relay.url)
+    # A half-open connection the relay missed is only noticed by the read timeout: keep it short.
+    store = make_store(s3_server, bucket, s3_store_host=relay.url, s3_store_read_timeout=5)
     data = random_bytes(24 * MiB, seed=8)
     result = store.add(new_id(), data)
     for offset, length in ((0, None), (3 * MiB + 5, 17 * MiB)):
@@ -231,6 +238,7 @@ def test_parts_are_resent_after_dropped_connections(s3_server, bucket, relay):
         s3_server,
         bucket,
         s3_store_host=relay.url,
+        s3_store_read_timeout=5,
         s3_store_large_object_chunk_size=5,
         s3_store_thread_pools=3,
     )

@@ -1,0 +1,296 @@
+"""The S3 driver against bare boto3 and glance_store's S3 driver, on the local Swift s3api.
+
+    flock /work/bench.lock .venv/bin/python benchmarks/bench_s3.py --size 1G --rss-size 2G
+
+One random image (a file in the page cache) goes up and comes back through:
+
+- ``boto3``: a default boto3 client's ``upload_fileobj`` / ``download_fileobj``
+  (s3transfer: 8 MiB parts, 10 threads, CRC32 checksums), no hashing of ours;
+- ``glance_store_ng``: ``Store.add`` (md5 + sha512 of the image, Content-MD5 on
+  every part, 10 MB parts, 10 threads) and ``Store.get``;
+- ``glance_store``: glance_store 5.7.0's S3 driver ``add`` (md5 + sha512) and ``get``.
+
+Each operation runs in a fresh child process, so its peak RSS is its own;
+``--rounds`` repeats each and keeps the fastest. The table gives MB/s, CPU
+seconds, peak RSS growth and our ratio to each baseline, all from the same run.
+``--rss-size`` also adds one image of that size through our driver alone and
+reports its peak RSS growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MiB = 1 << 20
+OURS, BOTO3, GLANCE_STORE = "glance_store_ng", "boto3", "glance_store"
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(run: Any) -> dict[str, Any]:
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    rss, cpu, started = _status("VmRSS"), _cpu(), time.perf_counter()
+    run()
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": _cpu() - cpu,
+        "peak_rss_growth": max(0, _status("VmHWM") - rss),
+    }
+
+
+class _Sink(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def _boto3_client(env: dict[str, str]) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=env["GSN_S3_ENDPOINT"],
+        aws_access_key_id=env["GSN_S3_ACCESS_KEY"],
+        aws_secret_access_key=env["GSN_S3_SECRET_KEY"],
+        region_name=env["GSN_S3_REGION"],
+    )
+
+
+def _ours(env: dict[str, str], bucket: str) -> Any:
+    from glance_store_ng import open_store
+
+    return open_store(
+        "s3",
+        {
+            "s3_store_host": env["GSN_S3_ENDPOINT"],
+            "s3_store_access_key": env["GSN_S3_ACCESS_KEY"],
+            "s3_store_secret_key": env["GSN_S3_SECRET_KEY"],
+            "s3_store_bucket": bucket,
+            "s3_store_region_name": env["GSN_S3_REGION"],
+        },
+    )
+
+
+def _glance_store(env: dict[str, str], bucket: str) -> tuple[Any, Any]:
+    import glance_store
+    from glance_store import location as gs_location
+    from glance_store._drivers import s3
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    glance_store.register_opts(conf)
+    conf([], project="glance-store-ng-bench")
+    for name, value in {
+        "s3_store_host": env["GSN_S3_ENDPOINT"],
+        "s3_store_access_key": env["GSN_S3_ACCESS_KEY"],
+        "s3_store_secret_key": env["GSN_S3_SECRET_KEY"],
+        "s3_store_bucket": bucket,
+        "s3_store_bucket_url_format": "path",
+        "s3_store_region_name": env["GSN_S3_REGION"],
+    }.items():
+        conf.set_override(name, value, "glance_store")
+    store = s3.Store(conf)
+    store.configure()
+    return store, lambda uri: gs_location.Location("s3", s3.StoreLocation, conf, uri=uri)
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """One operation in this process: add (returns where it went), get, or delete."""
+    env, bucket, impl, op = spec["env"], spec["bucket"], spec["impl"], spec["op"]
+    path, size = spec.get("path"), spec.get("size")
+    out: dict[str, Any] = {}
+    if impl == BOTO3:
+        client = _boto3_client(env)
+        if op == "add":
+            key = str(uuid.uuid4())
+            with open(path, "rb") as source:
+                out = _timed(lambda: client.upload_fileobj(source, bucket, key))
+            out["location"] = key
+        elif op == "get":
+            out = _timed(lambda: client.download_fileobj(bucket, spec["location"], _Sink()))
+        else:
+            client.delete_object(Bucket=bucket, Key=spec["location"])
+    elif impl == OURS:
+        store = _ours(env, bucket)
+        if op == "add":
+            result: list[Any] = []
+            with open(path, "rb") as source:
+                out = _timed(lambda: result.append(store.add(str(uuid.uuid4()), source, size)))
+            out["location"] = result[0].location
+        elif op == "get":
+
+            def read() -> None:
+                with store.get(spec["location"]) as reader:
+                    for _ in reader:
+                        pass
+
+            out = _timed(read)
+        else:
+            store.delete(spec["location"])
+    elif impl == GLANCE_STORE:
+        store, location_of = _glance_store(env, bucket)
+        if op == "add":
+            added: list[Any] = []
+            with open(path, "rb") as source:
+                out = _timed(
+                    lambda: added.append(store.add(str(uuid.uuid4()), source, size, "sha512"))
+                )
+            out["location"] = added[0][0]
+        elif op == "get":
+
+            def read() -> None:
+                chunks, _ = store.get(location_of(spec["location"]))
+                for _ in chunks:
+                    pass
+
+            out = _timed(read)
+        else:
+            store.delete(location_of(spec["location"]))
+    return out
+
+
+def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{spec['impl']} {spec['op']} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+def _make_image(path: str, size: int) -> None:
+    with open(path, "wb") as out:
+        for start in range(0, size, 64 * MiB):
+            out.write(os.urandom(min(64 * MiB, size - start)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="1G")
+    parser.add_argument("--rss-size", default="", help="also add an image this large (ours)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-glance-store", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    sys.path.insert(0, str(ROOT / "tools" / "backends"))
+    from backends import ensure_swift
+
+    env = ensure_swift()
+    size = _parse_size(args.size)
+    work = tempfile.mkdtemp(prefix="gsn-bench-s3-")
+    client = _boto3_client(env)
+    bucket = f"gsn-bench-{secrets.token_hex(6)}"
+    client.create_bucket(Bucket=bucket)
+    try:
+        image = os.path.join(work, "image")
+        _make_image(image, size)
+        impls = [BOTO3, OURS] + ([] if args.no_glance_store else [GLANCE_STORE])
+        best: dict[tuple[str, str], dict[str, Any]] = {}
+        for round_ in range(args.rounds):
+            for impl in impls:
+                base = {"env": env, "bucket": bucket, "impl": impl, "size": size}
+                added = _run_child({**base, "op": "add", "path": image})
+                got = _run_child({**base, "op": "get", "location": added["location"]})
+                _run_child({**base, "op": "delete", "location": added["location"]})
+                for op, figures in (("add", added), ("get", got)):
+                    print(
+                        f"round {round_ + 1} {impl:16} {op}: {size / figures['seconds'] / 1e6:7.0f}"
+                        f" MB/s, {figures['cpu_seconds']:.1f} CPU s, peak RSS "
+                        f"+{figures['peak_rss_growth'] / MiB:.0f} MiB",
+                        file=sys.stderr,
+                    )
+                    kept = best.get((impl, op))
+                    if kept is None or figures["seconds"] < kept["seconds"]:
+                        best[(impl, op)] = figures
+        print(_table(best, size, impls))
+        if args.rss_size:
+            big = _parse_size(args.rss_size)
+            big_image = os.path.join(work, "big")
+            _make_image(big_image, big)
+            os.unlink(image)
+            base = {"env": env, "bucket": bucket, "impl": OURS, "size": big}
+            added = _run_child({**base, "op": "add", "path": big_image})
+            _run_child({**base, "op": "delete", "location": added["location"]})
+            print(
+                f"\nadd of a {big / MiB:.0f} MiB image ({OURS}): "
+                f"{big / added['seconds'] / 1e6:.0f} MB/s, peak RSS growth "
+                f"{added['peak_rss_growth'] / MiB:.0f} MiB"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            client.abort_multipart_upload(
+                Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        client.delete_bucket(Bucket=bucket)
+
+
+def _table(best: dict[tuple[str, str], dict[str, Any]], size: int, impls: list[str]) -> str:
+    rows = [("op", "implementation", "MB/s", "CPU s", "peak RSS +MiB", "ours vs this")]
+    for op in ("add", "get"):
+        ours = size / best[(OURS, op)]["seconds"]
+        for impl in impls:
+            figures = best[(impl, op)]
+            speed = size / figures["seconds"]
+            ratio = "" if impl == OURS else f"{ours / speed:.2f}x"
+            rows.append(
+                (
+                    op, impl, f"{speed / 1e6:,.0f}", f"{figures['cpu_seconds']:.1f}",
+                    f"{figures['peak_rss_growth'] / MiB:.0f}", ratio,
+                )
+            )  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            c.rjust(w) if i >= 2 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    return f"image: {size / MiB:.0f} MiB of random bytes, Swift s3api on 127.0.0.1\n" + "\n".join(
+        lines
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,348 @@
+"""Real S3 servers for the S3 driver's tests: Swift's s3api and Ceph's radosgw.
+
+Both are started (or only probed, when they run) by tools/backends/backends.py;
+a server that cannot start FAILS the tests that need it, with the script's
+message. Every test gets a bucket of its own with a random name, removed
+afterwards with everything in it.
+
+``backend_listing`` sees more than S3 shows: Swift's s3api keeps the parts of
+multipart uploads as segments in a ``<bucket>+segments`` container (listed
+through Swift's own API), radosgw keeps them as ``_multipart_`` entries in the
+bucket index (listed with ``radosgw-admin bucket list``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import json
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from glance_store_ng import open_store
+from glance_store_ng.store import Store
+from glance_store_ng.testing import StoreFixture
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools" / "backends"
+SERVERS = ("swift-s3api", "radosgw")
+
+
+def _load_backends() -> Any:
+    spec = importlib.util.spec_from_file_location("backends", TOOLS / "backends.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("backends", module)
+    spec.loader.exec_module(module)
+    return sys.modules["backends"]
+
+
+backends = _load_backends()
+
+
+@functools.cache
+def _started(name: str) -> tuple[bool, Any]:
+    """Start once per session; remember a failure too (no second long wait)."""
+    try:
+        return True, backends.ensure_swift() if name == "swift-s3api" else backends.ensure_ceph()
+    except backends.BackendUnavailable as exc:
+        return False, str(exc)
+
+
+@dataclass
+class S3Server:
+    """One real S3 server and what the tests need to look inside it."""
+
+    name: str
+    env: dict[str, str]
+    endpoint: str
+    access_key: str
+    secret_key: str
+    region: str
+    _swift_auth: tuple[str, str] | None = field(default=None, repr=False)
+
+    def client(self, **config: Any) -> Any:
+        """A plain boto3 client (path-style, SigV4, no retries, no extra checksums)."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                **config,
+            ),
+        )
+
+    def options(self, bucket: str, **options: Any) -> dict[str, Any]:
+        """Store options for ``bucket`` on this server; quick retries for tests."""
+        return {
+            "s3_store_host": self.endpoint,
+            "s3_store_access_key": self.access_key,
+            "s3_store_secret_key": self.secret_key,
+            "s3_store_bucket": bucket,
+            "s3_store_region_name": self.region,
+            "s3_store_retry_backoff": 0.05,
+            "s3_store_retry_max_backoff": 0.5,
+            **options,
+        }
+
+    # -- what the server holds, S3 internals included --------------------------------------
+
+    def internals(self, bucket: str) -> set[str]:
+        """Segments or part objects the server keeps for ``bucket`` outside its S3 listing."""
+        if self.name == "swift-s3api":
+            return {f"segment:{name}" for name in self._swift_list(f"{bucket}+segments")}
+        done = subprocess.run(
+            [
+                "radosgw-admin",
+                "-c",
+                self.env["GSN_CEPH_CONF"],
+                "-n",
+                "client.admin",
+                "--keyring",
+                self.env["GSN_CEPH_ADMIN_KEYRING"],
+                "bucket",
+                "list",
+                f"--bucket={bucket}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            if "No such file" in done.stderr or "not found" in done.stderr.lower():
+                return set()
+            raise RuntimeError(f"radosgw-admin bucket list failed: {done.stderr.strip()}")
+        return {f"index:{entry['name']}" for entry in json.loads(done.stdout or "[]")}
+
+    def _swift_token(self) -> tuple[str, str]:
+        if self._swift_auth is None:
+            request = urllib.request.Request(
+                self.env["GSN_SWIFT_AUTH_URL"],
+                headers={
+                    "X-Auth-User": self.env["GSN_SWIFT_USER"],
+                    "X-Auth-Key": self.env["GSN_SWIFT_KEY"],
+                },
+            )
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                self._swift_auth = (
+                    answer.headers["X-Storage-Url"],
+                    answer.headers["X-Auth-Token"],
+                )
+        return self._swift_auth
+
+    def _swift_list(self, container: str) -> list[str]:
+        url, token = self._swift_token()
+        quoted = urllib.parse.quote(container, safe="")
+        request = urllib.request.Request(
+            f"{url}/{quoted}?format=json", headers={"X-Auth-Token": token}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return [item["name"] for item in json.loads(answer.read() or b"[]")]
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return []
+            raise
+
+    def listing(self, bucket: str, internals: bool = True) -> set[str]:
+        """Every object, pending upload and part the server holds for ``bucket``.
+
+        Without ``internals``, only what S3 shows (objects and pending uploads):
+        Swift deletes the segments of a deleted multipart object asynchronously
+        (its object-expirer, which the test server does not run).
+        """
+        client = self.client()
+        found: set[str] = set()
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                found.update(f"object:{item['Key']}" for item in page.get("Contents", []))
+            uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "NoSuchBucket":
+                return self.internals(bucket) if internals else set()
+            raise
+        found.update(f"upload:{u['Key']}:{u['UploadId']}" for u in uploads)
+        return (found | self.internals(bucket)) if internals else found
+
+    def pending_uploads(self, bucket: str) -> list[dict[str, Any]]:
+        return self.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+    # -- buckets ---------------------------------------------------------------------------
+
+    def create_bucket(self) -> str:
+        bucket = f"gsn-test-{secrets.token_hex(6)}"
+        self.client().create_bucket(Bucket=bucket)
+        return bucket
+
+    def remove_bucket(self, bucket: str) -> None:
+        """Abort its uploads, delete its objects, delete it (a missing bucket is fine)."""
+        client = self.client()
+        try:
+            for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+                client.abort_multipart_upload(
+                    Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for item in page.get("Contents", []):
+                    client.delete_object(Bucket=bucket, Key=item["Key"])
+            client.delete_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchBucket":
+                raise
+
+
+def server_named(name: str) -> S3Server:
+    ok, env = _started(name)
+    if not ok:
+        pytest.fail(f"could not start the {name} test server:\n{env}", pytrace=False)
+    if name == "swift-s3api":
+        keys = ("GSN_S3_ENDPOINT", "GSN_S3_ACCESS_KEY", "GSN_S3_SECRET_KEY", "GSN_S3_REGION")
+    else:
+        keys = ("GSN_RGW_ENDPOINT", "GSN_RGW_ACCESS_KEY", "GSN_RGW_SECRET_KEY", "GSN_RGW_REGION")
+    missing = [key for key in keys if not env.get(key)]
+    if missing:
+        pytest.fail(f"the {name} test server's env lacks {', '.join(missing)}", pytrace=False)
+    endpoint, access, secret, region = (env[key] for key in keys)
+    return S3Server(name, env, endpoint, access, secret, region or "us-east-1")
+
+
+@pytest.fixture(scope="session", params=SERVERS)
+def s3_server(request: pytest.FixtureRequest) -> S3Server:
+    """Each real S3 server in turn."""
+    return server_named(request.param)
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> Iterator[str]:
+    """A fresh bucket, removed with its contents after the test."""
+    name = s3_server.create_bucket()
+    yield name
+    s3_server.remove_bucket(name)
+
+
+class S3Fixture(StoreFixture):
+    """The conformance suite's fixture: stores on a fresh bucket of each real server."""
+
+    @pytest.fixture
+    def make_store(self, s3_server: S3Server, bucket: str) -> Iterator[Callable[..., Store]]:
+        stores: list[Store] = []
+        self.server = s3_server
+
+        def make(**options: Any) -> Store:
+            store = open_store("s3", s3_server.options(bucket, **self.store_options, **options))
+            stores.append(store)
+            return store
+
+        yield make
+        for store in stores:
+            store.close()
+
+    store_options: dict[str, Any] = {}
+
+    def backend_listing(self, store: Store) -> set[str]:
+        return self.server.listing(store.bucket)
+
+
+# -- a TCP relay between the driver and a real server, to cut the line -----------------------
+
+
+class Relay:
+    """Forwards 127.0.0.1:<port> to a real server; :meth:`cut` drops every connection
+    (reset), :meth:`stop` also stops listening: to the client, the server went away."""
+
+    def __init__(self, target: str) -> None:
+        parts = urllib.parse.urlsplit(target)
+        self.target = (parts.hostname, parts.port or 80)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.forwarded = 0  # bytes sent to the server
+        self.on_forward: Callable[[Relay], None] | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.update((client, server))
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+                if upstream:
+                    self.forwarded += len(data)
+                    if self.on_forward is not None:
+                        self.on_forward(self)
+        except OSError:
+            pass
+        finally:
+            self._close(source)
+            self._close(sink)
+
+    def _close(self, sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        with contextlib.suppress(OSError):
+            sock.close()
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def cut(self) -> None:
+        """Reset every open connection; new ones are still accepted."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            self._close(sock)
+
+    def stop(self) -> None:
+        """Stop listening and reset every connection: connections are now refused."""
+        self._stopped = True
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        self.cut()
+
+
+@pytest.fixture
+def relay(s3_server: S3Server) -> Iterator[Relay]:
+    relay = Relay(s3_server.endpoint)
+    yield relay
+    relay.stop()

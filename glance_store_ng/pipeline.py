@@ -143,6 +143,7 @@ class Ingest:
         hashing_algo: str = "sha512",
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         size_cap: int = 0,
+        cap_source: str = "option image_size_cap",
         zero_block_size: int | None = None,
         label: str = "image",
         depth: int = DEPTH,
@@ -156,13 +157,14 @@ class Ingest:
         self.hash_algo = check_hash_algorithm(hashing_algo)
         self.declared_size = size or None  # Glance passes 0 for "unknown"
         self.size_cap = size_cap
+        self.cap_source = cap_source
         self.chunk_size = chunk_size
         self.zero_block_size = zero_block_size
         self.label = label
         if size_cap and self.declared_size and self.declared_size > size_cap:
             raise SizeLimitExceeded(
                 f"{label}: declared size {self.declared_size} bytes is over the size cap of "
-                f"{size_cap} bytes (option image_size_cap)"
+                f"{size_cap} bytes ({cap_source})"
             )
         self._depth = depth
         self._ring: collections.deque[_Slot] = collections.deque(_Slot() for _ in range(depth))
@@ -302,7 +304,7 @@ class Ingest:
         if self.size_cap and total > self.size_cap:
             raise SizeLimitExceeded(
                 f"{self.label}: the data is over the size cap of {self.size_cap} bytes "
-                "(option image_size_cap); nothing was stored"
+                f"({self.cap_source}); nothing was stored"
             )
         if self.declared_size is not None and total > self.declared_size:
             raise SizeMismatch(

@@ -74,6 +74,8 @@ class Capabilities:
     """add() accepts data whose size is not known in advance."""
     thin: bool = False
     """All-zero regions are not written (holes, thin images) and read back as zeros."""
+    max_image_size: int | None = None
+    """The largest image the backend accepts, when it has a limit (add enforces it)."""
 
 
 @dataclass(frozen=True)
@@ -225,12 +227,17 @@ class Store(abc.ABC):
         if not size and not capabilities.unknown_size:
             raise InvalidArgument(f"{self.label}: this store needs the image size in advance")
         started = time.monotonic()
+        size_cap, cap_source = self.conf["image_size_cap"], "option image_size_cap"
+        limit = capabilities.max_image_size
+        if limit and (not size_cap or limit < size_cap):
+            size_cap, cap_source = limit, f"the largest image {self.label} accepts"
         ingest = Ingest(
             data,
             size=size,
             hashing_algo=hashing_algo,
             chunk_size=self.chunk_size,
-            size_cap=self.conf["image_size_cap"],
+            size_cap=size_cap,
+            cap_source=cap_source,
             zero_block_size=ZERO_BLOCK_SIZE if capabilities.thin else None,
             label=f"{self.label}: image {image_id}",
         )

@@ -192,3 +192,19 @@ def test_bad_size_argument(bad):
 def test_bad_data_types(bad):
     with pytest.raises(errors.InvalidArgument, match="data"):
         list(Ingest(bad))
+
+
+def test_a_backend_limit_below_the_size_cap_is_enforced_and_named(tmp_path):
+    from glance_store_ng.drivers.filesystem import FilesystemStore
+
+    from glance_store_ng.store import Capabilities
+
+    class Small(FilesystemStore):
+        @property
+        def capabilities(self):
+            return Capabilities(thin=True, max_image_size=1000)
+
+    store = Small({"filesystem_store_datadir": str(tmp_path)})
+    with pytest.raises(errors.SizeLimitExceeded, match="the largest image"):
+        store.add("big", iter([b"x" * 600, b"y" * 600]))
+    assert store.add("small", b"z" * 1000).size == 1000

@@ -10,9 +10,7 @@ would look green).
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
-import importlib.util
 import json
 import os
 import secrets
@@ -24,20 +22,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import real_backends
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools" / "backends"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-backends = _load("backends")
-common = _load("_backends_common")  # its stdlib SigV4 signer, when boto3 is missing
+TOOLS = real_backends.TOOLS
+backends = real_backends.backends_module()
+common = real_backends.tool_module("_backends_common")  # its stdlib SigV4 signer, without boto3
+backend_env = real_backends.backend_env
 
 try:
     import boto3
@@ -45,22 +35,6 @@ try:
     from botocore.exceptions import ClientError
 except ImportError:  # the checks then go through the stdlib signer
     boto3 = None
-
-
-@functools.cache
-def _started(name: str):
-    """Start once per session; remember a failure too (no second 3-minute wait)."""
-    try:
-        return True, (backends.ensure_swift() if name == "swift" else backends.ensure_ceph())
-    except backends.BackendUnavailable as e:
-        return False, str(e)
-
-
-def backend_env(name: str) -> dict[str, str]:
-    ok, value = _started(name)
-    if not ok:
-        pytest.fail(f"could not start the {name} test backend:\n{value}", pytrace=False)
-    return value
 
 
 def rand(prefix: str = "gsn-test") -> str:

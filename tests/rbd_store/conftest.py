@@ -1,57 +1,20 @@
 """Fixtures of the RBD driver's tests: the real single-node Ceph, a namespace per run.
 
-The cluster is started by tools/backends (``ensure_ceph``: a quick probe when it
-already runs); a cluster that cannot start FAILS the tests, never skips them.
-Debian's rbd/rados modules are made importable from this Python on the way
-(``link_ceph_python``), as a fresh CI machine needs. Every run works in a RADOS
-namespace of its own in the ``images`` pool, removed at the end.
+The cluster is started by tools/backends through the ``ceph_env`` fixture of
+tests/conftest.py (tests/real_backends.py): a cluster that cannot start FAILS the
+tests, never skips them. Debian's rbd/rados modules are made importable from this
+Python on the way (``link_ceph_python``), as a fresh CI machine needs. Every run
+works in a RADOS namespace of its own in the ``images`` pool, removed at the end.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import secrets
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from rbd_testing import opened_ioctx, remove_images
-
-TOOLS = Path(__file__).resolve().parents[2] / "tools" / "backends"
-
-
-def _backends() -> Any:
-    spec = importlib.util.spec_from_file_location("backends", TOOLS / "backends.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("backends", module)
-    spec.loader.exec_module(module)
-    return sys.modules["backends"]
-
-
-@functools.cache
-def _start_ceph() -> tuple[bool, Any]:
-    backends = _backends()
-    try:
-        env = backends.ensure_ceph()
-        try:
-            import rbd  # noqa: F401
-        except ImportError:
-            backends.link_ceph_python(sys.executable)  # for this venv's later runs
-            sys.path.append(env["GSN_CEPH_PYTHONPATH"])  # and for this one
-        return True, env
-    except backends.BackendUnavailable as exc:
-        return False, str(exc)
-
-
-@pytest.fixture(scope="session")
-def ceph_env() -> dict[str, str]:
-    ok, value = _start_ceph()
-    if not ok:
-        pytest.fail(f"could not start the Ceph test backend:\n{value}", pytrace=False)
-    return value
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """Real S3 servers for the S3 driver's tests: Swift's s3api and Ceph's radosgw.
 
-Both are started (or only probed, when they run) by tools/backends/backends.py;
-a server that cannot start FAILS the tests that need it, with the script's
-message. Every test gets a bucket of its own with a random name, removed
-afterwards with everything in it.
+Both are started (or only probed, when they run) by tools/backends/backends.py,
+through tests/real_backends.py; a server that cannot start FAILS the tests that
+need it, with the script's message. Every test gets a bucket of its own with a
+random name, removed afterwards with everything in it.
 
 ``backend_listing`` sees more than S3 shows: Swift's s3api keeps the parts of
 multipart uploads as segments in a ``<bucket>+segments`` container (listed
@@ -14,24 +14,21 @@ bucket index (listed with ``radosgw-admin bucket list``).
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
 import json
 import secrets
 import socket
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import real_backends
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -39,28 +36,7 @@ from glance_store_ng import open_store
 from glance_store_ng.store import Store
 from glance_store_ng.testing import StoreFixture
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools" / "backends"
 SERVERS = ("swift-s3api", "radosgw")
-
-
-def _load_backends() -> Any:
-    spec = importlib.util.spec_from_file_location("backends", TOOLS / "backends.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("backends", module)
-    spec.loader.exec_module(module)
-    return sys.modules["backends"]
-
-
-backends = _load_backends()
-
-
-@functools.cache
-def _started(name: str) -> tuple[bool, Any]:
-    """Start once per session; remember a failure too (no second long wait)."""
-    try:
-        return True, backends.ensure_swift() if name == "swift-s3api" else backends.ensure_ceph()
-    except backends.BackendUnavailable as exc:
-        return False, str(exc)
 
 
 @dataclass
@@ -211,9 +187,7 @@ class S3Server:
 
 
 def server_named(name: str) -> S3Server:
-    ok, env = _started(name)
-    if not ok:
-        pytest.fail(f"could not start the {name} test server:\n{env}", pytrace=False)
+    env = real_backends.swift_env() if name == "swift-s3api" else real_backends.ceph_env()
     if name == "swift-s3api":
         keys = ("GSN_S3_ENDPOINT", "GSN_S3_ACCESS_KEY", "GSN_S3_SECRET_KEY", "GSN_S3_REGION")
     else:

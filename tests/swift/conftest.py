@@ -1,19 +1,16 @@
 """Fixtures of the Swift driver's tests: the real Swift all-in-one, random containers, cleanup.
 
-The server is started through tools/backends/backends.py (a quick probe when it
-already runs). A server that cannot start FAILS the tests with the script's
-message; nothing is skipped. Each fixture uses containers named
-``gsn-test-<random>`` and removes them, with everything in them, at the end.
+The server is started through tools/backends/backends.py by the ``swift_env``
+fixture of tests/conftest.py (tests/real_backends.py). A server that cannot
+start FAILS the tests with the script's message; nothing is skipped. Each
+fixture uses containers named ``gsn-test-<random>`` and removes them, with
+everything in them, at the end.
 Listings and cleanup go through swiftclient directly, not through the driver.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import swiftclient
@@ -21,34 +18,6 @@ from swift_testing import random_container, remove_containers, swift_options
 
 from glance_store_ng import open_store
 from glance_store_ng.store import Store
-
-TOOLS = Path(__file__).resolve().parents[2] / "tools" / "backends"
-
-
-def _load_backends():
-    spec = importlib.util.spec_from_file_location("backends", TOOLS / "backends.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("backends", module)
-    spec.loader.exec_module(module)
-    return sys.modules["backends"]
-
-
-@functools.cache
-def _started() -> tuple[bool, object]:
-    backends = _load_backends()
-    try:
-        return True, backends.ensure_swift()
-    except backends.BackendUnavailable as exc:
-        return False, str(exc)
-
-
-@pytest.fixture(scope="session")
-def swift_env() -> dict[str, str]:
-    """The running Swift all-in-one's env (GSN_SWIFT_AUTH_URL, _USER, _KEY, _STORAGE_URL)."""
-    ok, value = _started()
-    if not ok:
-        pytest.fail(f"could not start the Swift test backend:\n{value}", pytrace=False)
-    return value  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")

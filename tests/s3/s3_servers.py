@@ -13,12 +13,9 @@ bucket index (listed with ``radosgw-admin bucket list``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
-import socket
 import subprocess
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,6 +28,7 @@ import pytest
 import real_backends
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from tcp_relay import Relay
 
 from glance_store_ng import open_store
 from glance_store_ng.store import Store
@@ -236,83 +234,7 @@ class S3Fixture(StoreFixture):
         return self.server.listing(store.bucket)
 
 
-# -- a TCP relay between the driver and a real server, to cut the line -----------------------
-
-
-class Relay:
-    """Forwards 127.0.0.1:<port> to a real server; :meth:`cut` drops every connection
-    (reset), :meth:`stop` also stops listening: to the client, the server went away."""
-
-    def __init__(self, target: str) -> None:
-        parts = urllib.parse.urlsplit(target)
-        self.target = (parts.hostname, parts.port or 80)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.forwarded = 0  # bytes sent to the server
-        self.on_forward: Callable[[Relay], None] | None = None
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._stopped:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets.update((client, server))
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
-        try:
-            while data := source.recv(1 << 16):
-                sink.sendall(data)
-                if upstream:
-                    self.forwarded += len(data)
-                    if self.on_forward is not None:
-                        self.on_forward(self)
-        except OSError:
-            pass
-        finally:
-            self._close(source)
-            self._close(sink)
-
-    def _close(self, sock: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-            )
-        with contextlib.suppress(OSError):
-            sock.close()
-        with self._lock:
-            self._sockets.discard(sock)
-
-    def cut(self) -> None:
-        """Reset every open connection; new ones are still accepted."""
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            self._close(sock)
-
-    def stop(self) -> None:
-        """Stop listening and reset every connection: connections are now refused."""
-        self._stopped = True
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
-        with contextlib.suppress(OSError):
-            self.listener.close()
-        self.cut()
+# -- a TCP relay between the driver and a real server, to cut the line (tests/tcp_relay.py) --
 
 
 @pytest.fixture

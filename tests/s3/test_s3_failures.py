@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from s3_servers import Relay, S3Server, server_named
+from s3_servers import S3Server, server_named
+from tcp_relay import Relay
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.locations import parse_location

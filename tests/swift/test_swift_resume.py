@@ -1,6 +1,6 @@
 """A GET the network cuts mid-stream resumes from the last byte received.
 
-A small TCP relay of the test's own sits between the driver and the real Swift
+A TCP relay (tests/tcp_relay.py) sits between the driver and the real Swift
 proxy (the store's ``swift_store_endpoint`` points at it) and drops the
 connection after a given number of bytes for its first connections. Stopping
 the shared Swift proxy instead would disturb every other user of the server.
@@ -8,14 +8,12 @@ the shared Swift proxy instead would disturb every other user of the server.
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
 from swift_testing import swift_options
+from tcp_relay import Relay
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.testing.conformance import new_id, random_bytes
@@ -23,65 +21,15 @@ from glance_store_ng.testing.conformance import new_id, random_bytes
 MiB = 1 << 20
 
 
-class CuttingRelay:
-    """Relays 127.0.0.1:<port> to the upstream; connection n is cut after cuts[n] bytes back."""
-
-    def __init__(self, upstream: tuple[str, int], cuts: list[int]) -> None:
-        self.upstream = upstream
-        self.cuts = list(cuts)
-        self.cut_count = 0
-        self._lock = threading.Lock()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self._stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._stopped:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                limit = self.cuts.pop(0) if self.cuts else None
-            server = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pump, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, limit), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket, limit: int | None) -> None:
-        sent = 0
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if limit is not None and sent + len(data) >= limit:
-                    target.sendall(data[: limit - sent])
-                    with self._lock:
-                        self.cut_count += 1
-                    break
-                target.sendall(data)
-                sent += len(data)
-        except OSError:
-            pass
-        for sock in (source, target):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def close(self) -> None:
-        self._stopped = True
-        self.listener.close()
-
-
 @pytest.fixture
 def relay_store(swift_env, container) -> Iterator:
-    """``relay_store(cuts, **options)``: a store whose data requests go through a CuttingRelay."""
+    """``relay_store(cuts, **options)``: a store whose data requests go through a Relay
+    that cuts its connection n after ``cuts[n]`` bytes of answers (and closes it with a FIN)."""
     made = []
     storage = urlparse(swift_env["GSN_SWIFT_STORAGE_URL"])
 
     def make(cuts: list[int], **options):
-        relay = CuttingRelay((storage.hostname, storage.port), cuts)
+        relay = Relay((storage.hostname, storage.port), cuts, graceful=True)
         endpoint = f"http://127.0.0.1:{relay.port}{storage.path}"
         store = open_store(
             "swift", swift_options(swift_env, container, swift_store_endpoint=endpoint, **options)
@@ -92,7 +40,7 @@ def relay_store(swift_env, container) -> Iterator:
     yield make
     for store, relay in made:
         store.close()
-        relay.close()
+        relay.stop()
 
 
 def read_all(store, location, offset=0, length=None) -> bytes:

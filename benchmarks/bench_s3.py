@@ -23,45 +23,20 @@ import argparse
 import io
 import json
 import os
-import resource
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from glance_store_ng.bench import _timed, make_image, parse_size
+
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
 OURS, BOTO3, GLANCE_STORE = "glance_store_ng", "boto3", "glance_store"
-
-
-def _status(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _timed(run: Any) -> dict[str, Any]:
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")
-    rss, cpu, started = _status("VmRSS"), _cpu(), time.perf_counter()
-    run()
-    return {
-        "seconds": time.perf_counter() - started,
-        "cpu_seconds": _cpu() - cpu,
-        "peak_rss_growth": max(0, _status("VmHWM") - rss),
-    }
 
 
 class _Sink(io.RawIOBase):
@@ -132,10 +107,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         if op == "add":
             key = str(uuid.uuid4())
             with open(path, "rb") as source:
-                out = _timed(lambda: client.upload_fileobj(source, bucket, key))
+                _, out = _timed(lambda: client.upload_fileobj(source, bucket, key))
             out["location"] = key
         elif op == "get":
-            out = _timed(lambda: client.download_fileobj(bucket, spec["location"], _Sink()))
+            _, out = _timed(lambda: client.download_fileobj(bucket, spec["location"], _Sink()))
         else:
             client.delete_object(Bucket=bucket, Key=spec["location"])
     elif impl == OURS:
@@ -143,7 +118,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         if op == "add":
             result: list[Any] = []
             with open(path, "rb") as source:
-                out = _timed(lambda: result.append(store.add(str(uuid.uuid4()), source, size)))
+                _, out = _timed(lambda: result.append(store.add(str(uuid.uuid4()), source, size)))
             out["location"] = result[0].location
         elif op == "get":
 
@@ -152,7 +127,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                     for _ in reader:
                         pass
 
-            out = _timed(read)
+            _, out = _timed(read)
         else:
             store.delete(spec["location"])
     elif impl == GLANCE_STORE:
@@ -160,7 +135,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         if op == "add":
             added: list[Any] = []
             with open(path, "rb") as source:
-                out = _timed(
+                _, out = _timed(
                     lambda: added.append(store.add(str(uuid.uuid4()), source, size, "sha512"))
                 )
             out["location"] = added[0][0]
@@ -171,7 +146,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                 for _ in chunks:
                     pass
 
-            out = _timed(read)
+            _, out = _timed(read)
         else:
             store.delete(location_of(spec["location"]))
     return out
@@ -184,18 +159,6 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     if done.returncode != 0:
         raise RuntimeError(f"{spec['impl']} {spec['op']} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    text = text.strip().upper().removesuffix("IB").removesuffix("B")
-    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
-
-
-def _make_image(path: str, size: int) -> None:
-    with open(path, "wb") as out:
-        for start in range(0, size, 64 * MiB):
-            out.write(os.urandom(min(64 * MiB, size - start)))
 
 
 def main() -> None:
@@ -213,14 +176,14 @@ def main() -> None:
     from backends import ensure_swift
 
     env = ensure_swift()
-    size = _parse_size(args.size)
+    size = parse_size(args.size)
     work = tempfile.mkdtemp(prefix="gsn-bench-s3-")
     client = _boto3_client(env)
     bucket = f"gsn-bench-{secrets.token_hex(6)}"
     client.create_bucket(Bucket=bucket)
     try:
         image = os.path.join(work, "image")
-        _make_image(image, size)
+        make_image(image, size, 0.0)
         impls = [BOTO3, OURS] + ([] if args.no_glance_store else [GLANCE_STORE])
         best: dict[tuple[str, str], dict[str, Any]] = {}
         for round_ in range(args.rounds):
@@ -241,9 +204,9 @@ def main() -> None:
                         best[(impl, op)] = figures
         print(_table(best, size, impls))
         if args.rss_size:
-            big = _parse_size(args.rss_size)
+            big = parse_size(args.rss_size)
             big_image = os.path.join(work, "big")
-            _make_image(big_image, big)
+            make_image(big_image, big, 0.0)
             os.unlink(image)
             base = {"env": env, "bucket": bucket, "impl": OURS, "size": big}
             added = _run_child({**base, "op": "add", "path": big_image})

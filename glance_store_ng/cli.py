@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     drivers.set_defaults(func=cmd_drivers)
 
     gc = sub.add_parser(
-        "gc", help="remove what interrupted adds left behind (temporary files, uploads)"
+        "gc", help="remove what interrupted adds left behind (the file store's temp files)"
     )
     gc.add_argument(
         "--older-than", type=float, default=3600.0, metavar="SECONDS",
@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="measure add and get against the store, beside baselines and glance_store",
         description=(
-            "Adds generated images (random; 75%% zero 4 KiB blocks in runs; 75%% zero scattered "
+            "Adds generated images (random; 75% zero 4 KiB blocks in runs; 75% zero scattered "
             "one by one; plus any FILE you give) to the store and reads them back, each step in "
             "a fresh process. Prints MB/s, CPU seconds, "
             "peak RSS growth and the storage allocated, beside hashlib md5+sha512 and a plain "

@@ -15,10 +15,17 @@ Options carry glance_store's names and meanings (sizes in MiB, as there):
   (images spread over ``<container>_<first N characters of the id>``, as
   glance_store does), ``swift_store_create_container_on_put``.
 - ``swift_store_large_object_size`` and ``swift_store_large_object_chunk_size``:
-  an image that fits in one chunk and is at most the large-object size goes
-  up in one PUT carrying its md5 as ETag; any other becomes a Static Large
-  Object of chunk-sized segments sent ``swift_store_upload_concurrency`` at a
-  time. Memory stays within chunk size x (concurrency + 1).
+  an image whose declared size is at most the large-object size is streamed
+  in one PUT (Content-Length: that size) straight from the ingest's chunks,
+  with no copy and no hash of its own: once the stream ends, the pipeline's
+  md5 is compared with the ETag Swift returns, and a mismatch deletes the
+  object (ChecksumMismatch). A body cut short (source error, size mismatch,
+  Ctrl-C) closes the connection, and Swift commits nothing. An image of
+  unknown size that fits in one chunk goes up in one PUT carrying its md5 as
+  ETag; any other image (unknown size, or over the large-object size) becomes
+  a Static Large Object of chunk-sized segments sent
+  ``swift_store_upload_concurrency`` at a time. Memory stays within chunk
+  size x (concurrency + 1).
 - ``swift_store_retry_get_count``: how many times a broken GET resumes.
 - ``swift_store_cacert``, ``swift_store_auth_insecure``, ``swift_store_endpoint``
   (overrides the storage URL), ``swift_store_region``,
@@ -38,10 +45,13 @@ import contextlib
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from glance_store_ng.errors import (
     AlreadyExists,
+    BackendUnavailable,
     BadLocation,
     ChecksumMismatch,
     ConfigError,
@@ -224,7 +234,8 @@ class SwiftStore(Store):
             )
         self.container = container
         self.segment_size = c["swift_store_large_object_chunk_size"] * MiB
-        self.single_put_limit = min(c["swift_store_large_object_size"] * MiB, self.segment_size)
+        self.large_object_size = c["swift_store_large_object_size"] * MiB
+        self.single_put_limit = min(self.large_object_size, self.segment_size)
         self._accounts: dict[tuple[str, ...], Account] = {}
         self._accounts_lock = threading.Lock()
         self.account = self._account_for(credentials)
@@ -362,6 +373,10 @@ class SwiftStore(Store):
                     raise
             else:
                 raise AlreadyExists(f"{self.label}: image {image_id} already exists at {location}")
+        declared = ingest.declared_size
+        if declared is not None and declared <= self.large_object_size:
+            self._put_stream(path, ingest, declared)
+            return location
         upload = SegmentedUpload(
             self.account,
             container,
@@ -423,16 +438,47 @@ class SwiftStore(Store):
             upload.release(last)
         upload.commit()
 
+    def _put_stream(self, path: str, ingest: Ingest, size: int) -> None:
+        """One PUT of ``size`` bytes streamed from the ingest's chunks; then its md5 checked.
+
+        The body has a Content-Length, so a body cut short (a source error, a
+        size mismatch, Ctrl-C: the connection is closed) is never committed.
+        The md5 is the pipeline's, final once the stream ends: it is compared
+        with the ETag Swift computed, and a mismatch deletes the object.
+        """
+        body = _StreamedBody(ingest, size)
+        try:
+            resp = self._put(path, {"If-None-Match": "*"}, body)
+        except _BodyFailed:
+            resp = None
+        if resp is None:
+            # the source's own error (or the pipeline's SizeMismatch), raised as it came (out
+            # of the except block: no chaining); urllib3 closed the connection mid-body, and
+            # Swift does not commit a body shorter than its Content-Length
+            error, body.error = body.error, None
+            assert error is not None
+            raise error
+        if not ingest.finished:  # answered before the whole body was sent
+            with contextlib.suppress(StoreError, HTTPError):
+                self.account.request("DELETE", path)
+            raise BackendUnavailable(
+                f"{self.label}: Swift answered the PUT of {path} before receiving all of it"
+            )
+        self._check_etag(path, resp, ingest.checksum)
+
     def _put_whole(self, path: str, buffer: bytearray | None, length: int, md5: str) -> None:
         """One PUT of the whole image, with its md5 as ETag (Swift checks it: 422 if not)."""
         headers = {"ETag": md5, "If-None-Match": "*", "Content-Length": str(length)}
+        whole = memoryview(buffer if buffer is not None else b"")
+        with whole, whole[:length] as view:
+            resp = self._put(path, headers, view if length else b"")
+        self._check_etag(path, resp, md5)
+
+    def _put(self, path: str, headers: dict[str, str], data: Any) -> Any:
+        """PUT the image object; AlreadyExists on 409/412, a clear error if no container."""
         with swift_errors(self.label, f"writing {path}"):
             try:
-                whole = memoryview(buffer if buffer is not None else b"")
-                with whole, whole[:length] as view:
-                    resp = self.account.request(
-                        "PUT", path, headers=headers, data=view if length else b""
-                    )
+                return self.account.request("PUT", path, headers=headers, data=data)
             except HTTPError as exc:
                 if exc.status in (409, 412):  # 409: a newer PUT of the same name landed first
                     raise AlreadyExists(f"{self.label}: {path} already exists") from None
@@ -442,6 +488,9 @@ class SwiftStore(Store):
                         "or set swift_store_create_container_on_put = true"
                     ) from None
                 raise
+
+    def _check_etag(self, path: str, resp: Any, md5: str) -> None:
+        """Swift's ETag of a plain object is the md5 of what it stored: delete it if not ours."""
         returned = resp.headers.get("Etag", "").strip('"')
         if returned != md5:
             with contextlib.suppress(StoreError, HTTPError):
@@ -474,3 +523,49 @@ class SwiftStore(Store):
     def _delete(self, location: tuple[Account, SwiftLocation]) -> None:
         account, parsed = location
         delete_object(account, parsed.path, self.label)
+
+
+class _BodyFailed(BaseException):
+    """Carries a body's failure through requests and urllib3, which catch (and wrap, or even
+    ignore: ECONNRESET) OSErrors raised while sending; a BaseException only closes the
+    connection on its way out."""
+
+
+class _StreamedBody:
+    """The image's chunks as a request body of known length: a Content-Length body, not chunked.
+
+    requests sends an iterable with ``__len__`` under ``Content-Length``, and
+    urllib3 hands each chunk's memoryview to ``sendall`` as is, before asking
+    for the next one: no copy. An error of the source (or a 401 asking to send
+    the body again) is kept in ``error`` and :class:`_BodyFailed` raised in its
+    place, which stops the body short of its length.
+    """
+
+    def __init__(self, ingest: Ingest, size: int) -> None:
+        self._ingest = ingest
+        self._size = size
+        self._started = False
+        self.error: BaseException | None = None
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[memoryview]:
+        if self._started:  # a 401, then a new token: the data cannot be sent twice
+            self.error = BackendUnavailable(
+                f"{self._ingest.label}: Swift refused the token while the image was being "
+                "sent; nothing was stored"
+            )
+            raise _BodyFailed
+        self._started = True
+        chunks = iter(self._ingest)
+        try:
+            for chunk in chunks:
+                yield chunk.data
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self.error = exc
+            raise _BodyFailed from None
+        finally:
+            chunks.close()  # type: ignore[attr-defined]

@@ -30,7 +30,8 @@ class SwiftFixture(StoreFixture):
 
 
 class TestSwiftConformance(StoreConformance, SwiftFixture):
-    """Default options: images up to one segment (32 MiB) go up in one PUT."""
+    """Default options: images of known size up to 5 GiB are streamed in one PUT; those of
+    unknown size go up in one PUT up to one segment (32 MiB), else as an SLO."""
 
 
 class TestSwiftLargeObjectConformance(StoreConformance, SwiftFixture):

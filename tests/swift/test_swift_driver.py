@@ -14,6 +14,7 @@ import swiftclient
 from swift_testing import objects_under, swift_options
 
 from glance_store_ng import errors, open_store
+from glance_store_ng.pipeline import Ingest
 from glance_store_ng.testing.conformance import failing_source, new_id, random_bytes
 
 MiB = 1 << 20
@@ -72,6 +73,65 @@ def test_source_failing_at_60_percent_leaves_no_manifest_and_no_segment(
     with pytest.raises(swiftclient.ClientException) as caught:
         admin.head_object(container, image_id)
     assert caught.value.http_status == 404
+
+
+def test_known_size_up_to_the_large_object_size_is_one_put_checked_by_its_etag(
+    swift_store, admin, container
+):
+    """40 MiB (over one 32 MiB chunk) with a declared size: one plain object, whose ETag
+    (Swift's md5 of what it stored) is the pipeline's md5."""
+    store = swift_store()
+    data = random_bytes(40 * MiB, seed=40)
+    image_id = new_id()
+    result = store.add(image_id, io.BytesIO(data), len(data))
+    assert result.checksum == hashlib.md5(data).hexdigest()
+    head = admin.head_object(container, image_id)
+    assert "x-static-large-object" not in head
+    assert head["etag"].strip('"') == result.checksum
+    assert int(head["content-length"]) == len(data)
+    assert objects_under(admin, container) == {f"{container}/{image_id}"}
+    assert read_all(store, result.location) == data
+    store.delete(result.location)
+
+
+def test_single_put_md5_mismatch_deletes_the_object(swift_store, admin, container, monkeypatch):
+    store = swift_store()
+    monkeypatch.setattr(Ingest, "checksum", property(lambda self: "0" * 32))
+    image_id = new_id()
+    with pytest.raises(errors.ChecksumMismatch, match="expected 0000"):
+        store.add(image_id, io.BytesIO(b"x" * MiB), MiB)
+    assert objects_under(admin, container) == set()
+
+
+@pytest.mark.parametrize("failure", ["source", "short", "interrupt"])
+def test_single_put_cut_short_leaves_no_object(swift_store, admin, container, failure):
+    """A 20 MiB image with default options goes up in one PUT: a source failing at 60%,
+    data shorter than declared, or Ctrl-C leave nothing behind (Swift does not commit a
+    body shorter than its Content-Length)."""
+    store = swift_store()
+    data = random_bytes(20 * MiB, seed=20)
+    image_id = new_id()
+    if failure == "source":
+        with pytest.raises(Exception, match="source failed"):
+            store.add(image_id, failing_source(data, len(data) * 6 // 10, piece=MiB), len(data))
+    elif failure == "short":
+        with pytest.raises(errors.SizeMismatch):
+            store.add(image_id, io.BytesIO(data[: len(data) * 6 // 10]), len(data))
+    else:
+
+        def interrupted():
+            yield data[: 12 * MiB]
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            store.add(image_id, interrupted(), len(data))
+    assert objects_under(admin, container) == set()
+    with pytest.raises(swiftclient.ClientException) as caught:
+        admin.head_object(container, image_id)
+    assert caught.value.http_status == 404
+    result = store.add(image_id, io.BytesIO(data), len(data))  # the id is still free
+    assert read_all(store, result.location) == data
+    store.delete(result.location)
 
 
 def test_more_segments_than_a_manifest_holds_nest_manifests(swift_store, admin, container):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .rbd_cluster import rados, rbd
@@ -61,9 +62,17 @@ class _InFlight:
             self._slots.release()
             raise OSError(self._error, os.strerror(self._error))
 
-    def release(self) -> None:
-        """Give back a slot whose operation could not be submitted."""
-        self._slots.release()
+    def submit(self, start: Callable[[Callable[[Any], None]], None]) -> None:
+        """Take a slot and call ``start(done)`` to launch one asynchronous operation.
+
+        If ``start`` raises, the operation never began: its slot is given back.
+        """
+        self.acquire()
+        try:
+            start(self.done)
+        except BaseException:
+            self._slots.release()
+            raise
 
     def done(self, completion: Any) -> None:
         """The completion callback (runs on a librados thread)."""
@@ -106,20 +115,16 @@ class ObjectWriter:
                 by_object.setdefault(number, []).append((inside, pos - offset, piece_end - offset))
                 pos = piece_end
         for number, pieces in by_object.items():
-            self.inflight.acquire()
-            submitted = False
-            try:
+
+            def start(done: Callable[[Any], None], number=number, pieces=pieces) -> None:
                 with rados.WriteOpCtx() as op:
-                    for inside, start, end in pieces:
-                        op.write(data[start:end].tobytes(), inside)
+                    for inside, begin, end in pieces:
+                        op.write(data[begin:end].tobytes(), inside)
                     self.ioctx.operate_aio_write_op(
-                        op, f"{self.prefix}.{number:016x}", oncomplete=self.inflight.done
+                        op, f"{self.prefix}.{number:016x}", oncomplete=done
                     )
-                    submitted = True
-            except BaseException:
-                if not submitted:
-                    self.inflight.release()
-                raise
+
+            self.inflight.submit(start)
 
     def drain(self) -> None:
         self.inflight.drain()
@@ -134,15 +139,10 @@ class ImageWriter:
 
     def write(self, offset: int, data: memoryview, extents: list[tuple[int, int]]) -> None:
         for start, end in extents:
-            self.inflight.acquire()
-            submitted = False
-            try:
-                self.image.aio_write(data[start:end].tobytes(), offset + start, self.inflight.done)
-                submitted = True
-            except BaseException:
-                if not submitted:
-                    self.inflight.release()
-                raise
+            piece = data[start:end].tobytes()
+            self.inflight.submit(
+                lambda done, p=piece, at=offset + start: self.image.aio_write(p, at, done)
+            )
 
     def drain(self) -> None:
         self.inflight.drain()

@@ -1,6 +1,6 @@
-"""Add of a random and a 75%-zero image through our RBD driver beside glance_store's.
+"""Add of random and 75%-zero images through our RBD driver beside glance_store's.
 
-    flock /work/bench.lock .venv/bin/python benchmarks/bench_rbd.py --size 1G
+    flock /work/bench.lock .venv/bin/python benchmarks/bench_rbd.py --size 1G [--rounds 3]
 
 Needs the test Ceph (tools/backends/ceph start) and glance_store 5.7.0 (the test
 extra). Every add runs in a fresh child process (its own peak RSS), one after
@@ -8,6 +8,16 @@ the other, against the same cluster and pool, in the same run as the baseline
 (hashlib md5 then sha512 over the same file). glance_store runs as deployed
 (``rbd_thin_provisioning`` off, its default) and with it on; both with 8 MiB
 chunks, as ours. Each image is deleted right after its add.
+
+The cases are those of ``glance-store-ng bench``: random data, 75% zero 4 KiB
+blocks in runs (a disk image's free space), and 75% zero blocks scattered one
+by one (the worst case for a thin image: one extent per data block).
+
+The test OSD runs on the same two cores as the client, so every row also shows
+the CPU seconds the OSD spent on that add: a wall time here is bound by the sum.
+One untimed add of the image size runs first: the first writes into a fresh
+memstore OSD cost it about twice the CPU of later ones, which would penalize
+whichever implementation happened to run first.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from glance_store_ng.bench import _timed, make_image, parse_size
+from glance_store_ng.bench import CASES, _timed, make_image, parse_size
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools" / "backends"
 
@@ -31,6 +41,25 @@ def _ceph_env() -> dict[str, str]:
     import backends
 
     return backends.ensure_ceph()
+
+
+def _osd_cpu_seconds(env: dict[str, str]) -> float:
+    import backends  # on sys.path since _ceph_env()
+
+    return backends.server_cpu_seconds(env["GSN_CEPH_RUN_DIR"], ("osd.0",))
+
+
+def _run_child(spec: dict) -> dict:
+    """One add in a fresh process; its figures plus the OSD's CPU seconds meanwhile."""
+    osd_before = _osd_cpu_seconds(spec["env"])
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True
+    )
+    if done.returncode:
+        raise SystemExit(f"{spec['impl']} failed:\n{done.stderr}")
+    out = json.loads(done.stdout.splitlines()[-1])
+    out["osd_cpu_seconds"] = _osd_cpu_seconds(spec["env"]) - osd_before
+    return out
 
 
 def child(spec: dict) -> dict:
@@ -113,20 +142,15 @@ def main() -> None:
         # The test cluster (no ceph-mgr) hangs creating images with exclusive-lock.
         dst.write(src.read() + "\n[client]\nrbd default features = 1\n")
     rows = []
-    for case, zeros in (("random", 0.0), ("75% zero", 0.75)):
-        path = os.path.join(work, case.replace("% ", "-"))
-        make_image(path, size, zeros)
+    for case, (zeros, run_blocks) in CASES.items():
+        path = os.path.join(work, "image")
+        make_image(path, size, zeros, run_blocks)
+        base = {"env": env, "path": path, "gs_conf": gs_conf}
+        if not rows:
+            _run_child({**base, "impl": "glance_store_ng"})  # warm-up: grows the OSD's memory
         for _ in range(args.rounds):
             for impl in IMPLS:
-                spec = {"env": env, "path": path, "impl": impl, "gs_conf": gs_conf}
-                done = subprocess.run(
-                    [sys.executable, __file__, "--child", json.dumps(spec)],
-                    capture_output=True,
-                    text=True,
-                )
-                if done.returncode:
-                    raise SystemExit(f"{impl} failed:\n{done.stderr}")
-                out = json.loads(done.stdout.splitlines()[-1])
+                out = _run_child({**base, "impl": impl})
                 rows.append((case, impl, out))
                 print(case, impl, json.dumps(out), file=sys.stderr, flush=True)
         os.unlink(path)
@@ -136,15 +160,16 @@ def main() -> None:
         if key not in best or out["seconds"] < best[key]["seconds"]:
             best[key] = out
     print(
-        "| case | implementation | s | MB/s | CPU s | peak RSS +MiB | vs glance_store "
-        "| vs gs thin |"
+        "| case | implementation | s | MB/s | CPU s | OSD CPU s | peak RSS +MiB "
+        "| vs glance_store | vs gs thin |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for (case, impl), out in best.items():
         gs, gst = best[(case, "glance_store")], best[(case, "glance_store (thin)")]
         print(
             f"| {case} | {impl} | {out['seconds']:.2f} | {size / out['seconds'] / 1e6:.0f} | "
-            f"{out['cpu_seconds']:.2f} | {out['peak_rss_growth'] / (1 << 20):.0f} | "
+            f"{out['cpu_seconds']:.2f} | {out['osd_cpu_seconds']:.2f} | "
+            f"{out['peak_rss_growth'] / (1 << 20):.0f} | "
             f"{gs['seconds'] / out['seconds']:.2f}x | {gst['seconds'] / out['seconds']:.2f}x |"
         )
     os.unlink(gs_conf)

@@ -4,6 +4,9 @@
 
 Every measurement runs in a fresh child process (its peak RSS is its own), on
 the real Swift all-in-one (tools/backends), with the same random image file.
+The Swift servers share the client's cores here, so each row also shows the
+CPU seconds the proxy and object servers spent on it: on two cores a wall
+time is bound by (client + server CPU) / 2.
 glance_store 5.7 speaks Keystone v3 only: its swiftclient connection is made
 with v1 auth here, the rest of its code runs as shipped (default options: one
 streamed PUT below 5 GiB). Bare swiftclient is one ``put_object`` of the file
@@ -179,14 +182,27 @@ def child(spec: dict) -> dict:
     return result
 
 
+SERVERS = ("proxy-server", "object-server")
+
+
+def _servers_cpu_seconds(env: dict[str, str]) -> float:
+    from backends import server_cpu_seconds  # on sys.path since _env()
+
+    return server_cpu_seconds(env["GSN_SWIFT_RUN_DIR"], SERVERS)
+
+
 def _run(spec: dict) -> dict:
+    """One operation in a fresh process; its figures plus the servers' CPU seconds meanwhile."""
+    servers_before = _servers_cpu_seconds(spec["env"])
     out = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
         check=True,
         capture_output=True,
         text=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["server_cpu"] = _servers_cpu_seconds(spec["env"]) - servers_before
+    return result
 
 
 def make_image(path: str, size: int) -> None:
@@ -236,7 +252,8 @@ def main() -> None:
                         best[impl, op] = figures
         print(f"image {size / MiB:.0f} MiB, best of {args.rounds}")
         print(
-            f"{'operation':<10}{'implementation':<18}{'MB/s':>8}{'CPU s':>8}{'RSS+ MiB':>10}"
+            f"{'operation':<10}{'implementation':<18}{'MB/s':>8}{'CPU s':>8}{'server CPU s':>14}"
+            f"{'RSS+ MiB':>10}"
             f"{'x glance_store':>16}{'x swiftclient':>15}"
         )
         for op in ("add", "get"):
@@ -248,7 +265,8 @@ def main() -> None:
                     for other in ("glance_store", "swiftclient")
                 ]
                 print(
-                    f"{op:<10}{impl:<18}{speed:>8.0f}{m['cpu']:>8.2f}{m['rss_growth_mib']:>10.0f}"
+                    f"{op:<10}{impl:<18}{speed:>8.0f}{m['cpu']:>8.2f}{m['server_cpu']:>14.2f}"
+                    f"{m['rss_growth_mib']:>10.0f}"
                     f"{ratios[0]:>16.2f}{ratios[1]:>15.2f}"
                 )
         if args.rss_size:

@@ -119,3 +119,28 @@ def link_ceph_python(python: str | os.PathLike) -> None:
             f"`{CEPH_SCRIPT} link-python {python}` failed "
             f"(exit {res.returncode}):\n{res.stdout}{res.stderr}".rstrip()
         )
+
+
+def server_cpu_seconds(run_dir: str | os.PathLike, names: tuple[str, ...]) -> float:
+    """CPU seconds used so far by the named daemons of a running backend (and their children).
+
+    ``run_dir`` is the backend's GSN_SWIFT_RUN_DIR / GSN_CEPH_RUN_DIR; ``names`` are the
+    daemon names its `status` shows (``("proxy-server", "object-server")``, ``("osd.0",)``).
+    Benchmarks use it to show what the servers cost when they share the client's cores.
+    """
+    with open(Path(run_dir) / "state.json") as f:
+        pids = [proc["pid"] for proc in json.load(f)["procs"] if proc["name"] in names]
+    if len(pids) != len(names):
+        raise BackendUnavailable(f"not all of {', '.join(names)} run under {run_dir}")
+    total = 0.0
+    while pids:
+        pid = pids.pop()
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pids.extend(int(child) for child in (task / "children").read_text().split())
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total

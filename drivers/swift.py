@@ -34,8 +34,10 @@ Options carry glance_store's names and meanings (sizes in MiB, as there):
 
 No add overwrites an image: the object is checked first, and the final PUT
 (the object, or the SLO manifest) carries ``If-None-Match: *``. A failed add
-removes the segments it wrote. See swift_large_objects.py for the SLO and DLO
-details, swift_reader.py for resumed reads, swift_locations.py for the URIs.
+removes the segments it wrote; those of an add whose process died are found
+and removed by ``find_orphans``/``remove_orphan`` (``glance-store-ng gc``, see
+swift_orphans.py). See swift_large_objects.py for the SLO and DLO details,
+swift_reader.py for resumed reads, swift_locations.py for the URIs.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ from glance_store_ng.locations import Location
 from glance_store_ng.options import Option
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
-from glance_store_ng.store import Capabilities, Store
+from glance_store_ng.store import Capabilities, Orphan, Store
 
 from .swift_connection import Account, ConnectionSettings, Credentials, HTTPError, swift_errors
 from .swift_large_objects import (
@@ -71,6 +73,7 @@ from .swift_large_objects import (
     delete_object,
 )
 from .swift_locations import SCHEMES, SwiftLocation, parse_swift_location, strip_scheme
+from .swift_orphans import find_orphan_uploads, remove_orphan_upload, segment_containers
 from .swift_reader import object_size, open_object
 
 __all__ = ["SwiftStore"]
@@ -499,6 +502,32 @@ class SwiftStore(Store):
                 f"{self.label}: Swift stored {path} with ETag {returned}, expected {md5}",
                 retry=Retry.TEMPORARY,
             )
+
+    # -- orphans ---------------------------------------------------------------------------
+
+    def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
+        """Segments of SLO uploads that never got their manifest (the process died mid-add),
+        one Orphan per upload: ``<container>_segments/<image id>/<token>/``."""
+        spread = bool(self.conf["swift_store_multiple_containers_seed"])
+        with swift_errors(self.label, f"listing the containers of {self.container}"):
+            containers = segment_containers(self.account, self.container, spread)
+        return [
+            orphan
+            for segments in containers
+            for orphan in find_orphan_uploads(self.account, segments, older_than, self.label)
+        ]
+
+    def remove_orphan(self, orphan: Orphan) -> None:
+        segments = orphan.name.split("/", 1)[0]
+        spread = bool(self.conf["swift_store_multiple_containers_seed"])
+        ours = segments == f"{self.container}_segments" or (
+            spread and segments.startswith(f"{self.container}_") and segments.endswith("_segments")
+        )
+        if not ours:
+            raise BadLocation(
+                f"{self.label}: {orphan.name} is not in a segment container of {self.container}"
+            )
+        remove_orphan_upload(self.account, segments, orphan.name, self.label)
 
     # -- get, get_size, delete -------------------------------------------------------------
 

@@ -33,7 +33,13 @@ from glance_store_ng.errors import AlreadyExists, ChecksumMismatch, Retry, Store
 
 from .swift_connection import Account, HTTPError, swift_errors
 
-__all__ = ["SegmentedUpload", "delete_object", "list_objects", "segment_container"]
+__all__ = [
+    "SegmentedUpload",
+    "delete_object",
+    "list_entries",
+    "list_objects",
+    "segment_container",
+]
 
 DEFAULT_MAX_MANIFEST_SEGMENTS = 1000
 
@@ -43,23 +49,30 @@ def segment_container(container: str) -> str:
     return f"{container}_segments"
 
 
-def list_objects(account: Account, container: str, prefix: str = "") -> list[str]:
-    """Every object name in ``container`` under ``prefix`` (all pages); [] if no container."""
-    names: list[str] = []
+def list_entries(account: Account, path: str, prefix: str = "") -> list[dict[str, Any]]:
+    """Swift's listing of ``path`` (a container, or "" for the account's containers) under
+    ``prefix``, all pages: a dict per entry with its ``name``, ``bytes``, ``last_modified``.
+    [] if the container does not exist."""
+    entries: list[dict[str, Any]] = []
     marker = ""
     while True:
         query = f"format=json&prefix={quote(prefix, safe='')}&marker={quote(marker, safe='')}"
         try:
-            resp = account.request("GET", container, query=query)
+            resp = account.request("GET", path, query=query)
         except HTTPError as exc:
             if exc.status == 404:
-                return names
+                return entries
             raise
         page = json.loads(resp.content or b"[]")
         if not page:
-            return names
-        names.extend(item["name"] for item in page)
+            return entries
+        entries.extend(page)
         marker = page[-1]["name"]
+
+
+def list_objects(account: Account, container: str, prefix: str = "") -> list[str]:
+    """Every object name in ``container`` under ``prefix`` (all pages); [] if no container."""
+    return [entry["name"] for entry in list_entries(account, container, prefix)]
 
 
 def _delete_quietly(account: Account, path: str) -> None:

@@ -18,7 +18,9 @@ An add creates a format-2 image with layering (order from the chunk size),
 writes each chunk's data extents (zero blocks skipped), grows the image
 geometrically when the size is unknown and trims it to the exact size at the
 end, then creates the snapshot ``snap`` and protects it, so Nova and Cinder
-clone from it. Any failure removes the snapshot and the image. The location is
+clone from it. Any failure removes the snapshot and the image; the image of
+an add whose process died is found by ``find_orphans`` (``glance-store-ng
+gc``, see :mod:`.rbd_orphans`). The location is
 ``rbd://FSID/POOL/IMAGE/snap`` (``rbd://FSID/POOL/NAMESPACE/IMAGE/snap`` in a
 namespace); glance_store's legacy ``rbd://IMAGE`` is read too. One cluster
 connection serves every operation of the store.
@@ -33,14 +35,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from glance_store_ng.errors import BadLocation, ConfigError, InUse
+from glance_store_ng.errors import BadLocation, ConfigError, InUse, Retry
 from glance_store_ng.locations import Location
 from glance_store_ng.options import Option
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
-from glance_store_ng.store import Capabilities, Store, clamp_range
+from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range
 
 from .rbd_cluster import Cluster, ceph_errors, rbd
+from .rbd_orphans import AddMark, is_marked, marked_images
 from .rbd_reader import read_chunks
 from .rbd_writers import ImageWriter, ObjectWriter, direct_writes_possible
 
@@ -227,9 +230,11 @@ class RbdStore(Store):
                     writer = ObjectWriter(ioctx, image, self.chunk_size)
                 else:
                     writer = ImageWriter(image)
+                mark = AddMark(image)
             try:
                 for chunk in ingest:  # errors of the caller's source propagate unchanged
                     with ceph_errors(self.label, writing):
+                        mark.beat()
                         if chunk.end > size:
                             writer.drain()
                             growth = min(max(size, _MIN_GROWTH), _MAX_GROWTH)
@@ -244,6 +249,7 @@ class RbdStore(Store):
                         image.resize(ingest.size)
                     image.create_snap(SNAPSHOT)
                     image.protect_snap(SNAPSHOT)
+                    mark.remove()  # the commit: from here on, a complete image
             except BaseException:
                 with contextlib.suppress(Exception):
                     writer.drain()  # nothing may land after the image is removed
@@ -264,6 +270,52 @@ class RbdStore(Store):
             LOG.error(
                 "%s: could not remove image %s after a failed add: %s", self.label, image_id, exc
             )
+
+    # -- orphans -------------------------------------------------------------------------
+
+    def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
+        """Images of adds whose process died (see :mod:`.rbd_orphans`), named by their spec
+        (``pool/[namespace/]image``), sized by their allocated bytes."""
+        where = "/".join(p for p in (self.pool, self.namespace) if p)
+        with (
+            self.cluster.ioctx(self.pool, self.namespace) as ioctx,
+            ceph_errors(self.label, f"listing the images of {where}"),
+        ):
+            return [
+                Orphan(self._spec(name), allocated, age)
+                for name, age, allocated in marked_images(ioctx, older_than)
+            ]
+
+    def remove_orphan(self, orphan: Orphan) -> None:
+        """Remove an image :meth:`find_orphans` listed; InUse if its add has completed since
+        (no mark) or it has clones, BadLocation if it is not in this store's pool."""
+        name = orphan.name.rpartition("/")[2]
+        if not name or "@" in name or self._spec(name) != orphan.name:
+            raise BadLocation(f"{self.label}: {orphan.name} is not an image of this store's pool")
+        with (
+            self.cluster.ioctx(self.pool, self.namespace) as ioctx,
+            ceph_errors(self.label, f"removing the unfinished image {orphan.name}"),
+        ):
+            with rbd.Image(ioctx, name, read_only=True) as image:  # read-only: no watch
+                if is_marked(image) is None:
+                    raise InUse(
+                        f"{self.label}: {orphan.name} is a complete image, not one an "
+                        "interrupted add left; left intact"
+                    )
+                watchers = [w["addr"] for w in image.watchers_list()]
+                if watchers:
+                    raise InUse(
+                        f"{self.label}: {orphan.name} is still open in {', '.join(watchers)}; if "
+                        "that add's process died, Ceph drops it within osd_client_watch_timeout "
+                        "(30 s by default): try again then",
+                        retry=Retry.TEMPORARY,
+                    )
+            with rbd.Image(ioctx, name) as image:
+                self._remove_snapshot(image, SNAPSHOT, orphan.name)
+            rbd.RBD().remove(ioctx, name)
+
+    def _spec(self, image: str) -> str:
+        return RbdLocation(None, self.pool, self.namespace, image, None).spec
 
     # -- get, get_size, delete -----------------------------------------------------------
 

@@ -25,7 +25,7 @@ from .errors import ConfigError, InvalidArgument, StoreError
 from .locations import mask_uri
 from .pipeline import ZERO_BLOCK_SIZE, complement
 from .registry import installed_drivers, load_driver
-from .store import Store
+from .store import Orphan, Store
 
 PROG = "glance-store-ng"
 
@@ -226,24 +226,39 @@ def cmd_delete(args: argparse.Namespace, stores: Stores) -> int:
 
 
 def cmd_gc(args: argparse.Namespace, stores: Stores) -> int:
+    """Remove every orphan it can; one that cannot go (still in use, say) is reported with
+    its reason and the others are still removed. Exit 1 if any could not be removed."""
     names = [args.backend] if args.backend else list(stores)
     found = [
         (name, orphan) for name in names for orphan in stores[name].find_orphans(args.older_than)
     ]
+    results: list[tuple[str, Orphan, str | None]] = []
     for name, orphan in found:
+        error = None
         if not args.dry_run:
-            stores[name].remove_orphan(orphan)
+            try:
+                stores[name].remove_orphan(orphan)
+            except StoreError as exc:
+                error = str(exc)
+        results.append((name, orphan, error))
+    failed = sum(1 for *_, error in results if error)
     verb = "would remove" if args.dry_run else "removed"
+    summary = f"{len(results) - failed} orphan(s) {verb if results else 'found'}"
     _print(
         args,
         {
             "dry_run": args.dry_run,
-            "orphans": [{"backend": n, **dataclasses.asdict(o)} for n, o in found],
+            "orphans": [{"backend": n, **dataclasses.asdict(o), "error": e} for n, o, e in results],
         },
-        [f"{verb} {o.name} ({o.size} bytes, {o.age / 3600:.1f} h old) from {n}" for n, o in found]
-        + [f"{len(found)} orphan(s) {verb if found else 'found'}"],
+        [
+            f"could not remove {o.name} from {n}: {e}"
+            if e
+            else f"{verb} {o.name} ({o.size} bytes, {o.age / 3600:.1f} h old) from {n}"
+            for n, o, e in results
+        ]
+        + [summary + (f"; {failed} could not be removed" if failed else "")],
     )
-    return 0
+    return 1 if failed else 0
 
 
 def _describe_driver(name: str) -> dict[str, Any]:

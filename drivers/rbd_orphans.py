@@ -1,0 +1,81 @@
+"""Images of adds whose process died: marked while they are written, found by gc.
+
+An add that fails removes its image itself. A process that dies mid-add
+(killed, crashed, its machine lost) cannot: its image stays in the pool and no
+location names it. So an add marks its image with the image-meta key
+``glance_store_ng.adding`` as soon as it has created it, refreshes the mark's
+value (a POSIX time) at least every :data:`HEARTBEAT` seconds while data
+arrives, and removes the mark as its very last step, after protecting the
+snapshot. A marked image is therefore one whose add never returned a location,
+and one whose mark is older than the gc threshold made no progress for that
+long. The mark never outlives a successful add, so clones (which copy their
+parent's image-meta) and glance_store see nothing of it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .rbd_cluster import rbd
+
+__all__ = ["ADDING_KEY", "HEARTBEAT", "AddMark", "is_marked", "marked_images"]
+
+ADDING_KEY = "glance_store_ng.adding"
+HEARTBEAT = 60.0
+
+
+class AddMark:
+    """The mark of an add in progress on ``image`` (opened for writing)."""
+
+    def __init__(self, image: Any) -> None:
+        self.image = image
+        self._set_at = time.monotonic()
+        image.metadata_set(ADDING_KEY, f"{time.time():.0f}")
+
+    def beat(self) -> None:
+        """Refresh the mark if the last refresh is :data:`HEARTBEAT` seconds old."""
+        now = time.monotonic()
+        if now - self._set_at >= HEARTBEAT:
+            self.image.metadata_set(ADDING_KEY, f"{time.time():.0f}")
+            self._set_at = now
+
+    def remove(self) -> None:
+        """The add is complete: the image is an ordinary image from now on."""
+        self.image.metadata_remove(ADDING_KEY)
+
+
+def is_marked(image: Any) -> float | None:
+    """The time of ``image``'s add mark, or None if it has none."""
+    try:
+        return float(image.metadata_get(ADDING_KEY))
+    except KeyError:
+        return None
+
+
+def marked_images(ioctx: Any, older_than: float) -> list[tuple[str, float, int]]:
+    """``(name, age in seconds, allocated bytes)`` of the images in ``ioctx`` whose add mark
+    is at least ``older_than`` seconds old."""
+    found = []
+    now = time.time()
+    for name in rbd.RBD().list(ioctx):
+        try:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                marked = is_marked(image)
+                if marked is None or now - marked < older_than:
+                    continue
+                found.append((name, max(0.0, now - marked), _allocated(image)))
+        except rbd.ImageNotFound:  # removed meanwhile
+            continue
+    return found
+
+
+def _allocated(image: Any) -> int:
+    total = 0
+
+    def count(offset: int, length: int, exists: bool) -> None:
+        nonlocal total
+        total += length if exists else 0
+
+    image.diff_iterate(0, image.size(), None, count)
+    return total

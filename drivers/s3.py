@@ -27,7 +27,9 @@ carries the image's Content-MD5 too (the md5 the add computes anyway). The
 PUT and the multipart completion ask the server not to replace an object that
 appeared meanwhile (If-None-Match),
 and a failed or interrupted add aborts the upload and removes an object it may
-have created: nothing is left behind.
+have created: nothing is left behind. An add killed mid-upload (kill -9, a
+crash) cannot abort; :meth:`S3Store.find_orphans` finds its upload, which
+holds storage until aborted, and :meth:`S3Store.remove_orphan` aborts it.
 
 Locations are ``s3://host[:port]/bucket/<id>`` (``s3+https://`` for an https
 endpoint), as glance_store writes them, without credentials. glance_store's
@@ -40,10 +42,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -59,14 +64,14 @@ from glance_store_ng.errors import (
     NotFound,
     StoreError,
 )
-from glance_store_ng.locations import Location
+from glance_store_ng.locations import Location, mask_uri
 from glance_store_ng.options import Option
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
-from glance_store_ng.store import Capabilities, Store, check_image_id, clamp_range
+from glance_store_ng.store import Capabilities, Orphan, Store, check_image_id, clamp_range
 
 from .s3_errors import RetriesExhausted, RetryPolicy, S3Context, error_code, is_retryable
-from .s3_multipart import MultipartUpload, PartBuffers, part_size_schedule
+from .s3_multipart import MultipartUpload, PartBuffers, abort_upload, part_size_schedule
 
 __all__ = ["S3Store"]
 
@@ -76,6 +81,9 @@ MiB = 1 << 20
 SCHEMES = ("s3", "s3+http", "s3+https")
 #: Object metadata naming the add that wrote it: a retried request can tell its own work.
 ADD_TOKEN = "glance-store-ng-add"
+#: Between the image's URI and the upload id in an orphan's name (as S3's API addresses it).
+UPLOAD_ID_QUERY = "?uploadId="
+_UPLOAD_ID = re.compile(r"[!-~]{1,1024}")  # printable ASCII, no spaces: prints and parses whole
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,28 @@ def _endpoint(host: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", _service(
         parts.scheme, parts.netloc, parts.path
     )
+
+
+def _is_image_key(key: str) -> bool:
+    """True for a key this driver names images with: an image id, at the bucket's root."""
+    try:
+        check_image_id(key)
+    except InvalidArgument:
+        return False
+    return True
+
+
+def _server_time(answer: dict[str, Any]) -> float:
+    """The server's clock when it answered (its Date header), else ours.
+
+    Ages of uploads are the server's times against the server's time, so a skewed
+    clock on the host running gc cannot make a running add's upload look old.
+    """
+    date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return time.time()
 
 
 def _service(scheme: str, netloc: str, path: str) -> str:
@@ -488,6 +518,104 @@ class S3Store(Store):
                 self._uri(key),
                 self.context.scrub(str(exc)),
             )
+
+    # -- orphans: multipart uploads that no add will complete or abort --------------------
+
+    def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
+        """Multipart uploads of adds that died mid-upload (kill -9, a crash, a lost host).
+
+        The server keeps their parts, and the storage they take, until they are
+        aborted. Listed: uploads of keys this store names images with (an image
+        id at the bucket's root) started and sent no part for ``older_than``
+        seconds, by the server's clock. A running add sends parts all along, so
+        even a long one is left alone.
+        The name is ``s3://host/bucket/<id>?uploadId=<upload id>``.
+        """
+        found = []
+        for upload, now in self._pending_uploads():
+            key, upload_id = upload["Key"], upload["UploadId"]
+            started = upload["Initiated"].timestamp()
+            if not (_is_image_key(key) and _UPLOAD_ID.fullmatch(upload_id)):
+                continue  # not an upload this driver starts
+            if max(0.0, now - started) < older_than:
+                continue  # recent: the add may be running (no need to list its parts)
+            try:
+                size, last_part = self._parts(key, upload_id)
+            except NotFound:
+                continue  # completed or aborted meanwhile
+            age = max(0.0, now - max(started, last_part))
+            if age >= older_than:
+                found.append(Orphan(self._orphan_name(key, upload_id), size, age))
+        return found
+
+    def remove_orphan(self, orphan: Orphan) -> None:
+        """Abort the multipart upload ``orphan`` names; one already gone is fine."""
+        key, upload_id = self._parse_orphan_name(orphan.name)
+        self._call(
+            f"aborting {orphan.name}",
+            lambda: abort_upload(self.client, self.bucket, key, upload_id),
+        )
+        LOG.info("%s: aborted abandoned multipart upload %s", self.label, orphan.name)
+
+    def _orphan_name(self, key: str, upload_id: str) -> str:
+        return f"{self._uri(key)}{UPLOAD_ID_QUERY}{upload_id}"
+
+    def _parse_orphan_name(self, name: str) -> tuple[str, str]:
+        """``(key, upload id)`` from a name :meth:`find_orphans` gives; else BadLocation."""
+        prefix = self._uri("")
+        key, query, upload_id = name.removeprefix(prefix).partition(UPLOAD_ID_QUERY)
+        if not (
+            name.startswith(prefix)
+            and query
+            and _is_image_key(key)
+            and _UPLOAD_ID.fullmatch(upload_id)
+        ):
+            raise BadLocation(
+                f"{self.label}: {self.context.scrub(mask_uri(name))} is not a multipart upload "
+                f"of this store (expected {prefix}<id>{UPLOAD_ID_QUERY}<upload id>)"
+            )
+        return key, upload_id
+
+    def _pending_uploads(self) -> Iterator[tuple[dict[str, Any], float]]:
+        """Every multipart upload pending in the bucket (all pages), with the server's time."""
+        what = f"listing the multipart uploads in bucket {self.bucket}"
+        markers: dict[str, str] = {}
+        while True:
+            page = self._call(
+                what, partial(self.client.list_multipart_uploads, Bucket=self.bucket, **markers)
+            )
+            uploads = page.get("Uploads", [])
+            now = _server_time(page)
+            for upload in uploads:
+                yield upload, now
+            if not (page.get("IsTruncated") and uploads):
+                return
+            markers = {
+                "KeyMarker": page.get("NextKeyMarker") or uploads[-1]["Key"],
+                "UploadIdMarker": page.get("NextUploadIdMarker") or uploads[-1]["UploadId"],
+            }
+
+    def _parts(self, key: str, upload_id: str) -> tuple[int, float]:
+        """The bytes in an upload's parts, and when its latest part was written (0 if none)."""
+        what = f"listing the parts of {self._orphan_name(key, upload_id)}"
+        size, last, marker = 0, 0.0, 0
+        while True:
+            page = self._call(
+                what,
+                partial(
+                    self.client.list_parts,
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumberMarker=marker,
+                ),
+            )
+            parts = page.get("Parts", [])
+            size += sum(int(part["Size"]) for part in parts)
+            last = max([last, *(part["LastModified"].timestamp() for part in parts)])
+            if not (page.get("IsTruncated") and parts):
+                return size, last
+            marker = int(page.get("NextPartNumberMarker") or parts[-1]["PartNumber"])
 
     # -- get, get_size, delete -----------------------------------------------------------
 

@@ -33,13 +33,23 @@ from glance_store_ng.errors import StoreError
 
 from .s3_errors import RetryPolicy, S3Context, error_code
 
-__all__ = ["MAX_PARTS", "MultipartUpload", "PartBuffers", "part_size_schedule"]
+__all__ = ["MAX_PARTS", "MultipartUpload", "PartBuffers", "abort_upload", "part_size_schedule"]
 
 LOG = logging.getLogger("glance_store_ng.drivers.s3")
 
 MiB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on the parts of one upload
 _GROWTH_EVERY = 1_000  # unknown size: the part size doubles every this many parts
+
+
+def abort_upload(client: Any, bucket: str, key: str, upload_id: str) -> None:
+    """Abort one multipart upload. One already gone is not an error: aborting is what
+    was wanted, and an upload completed meanwhile is an image, not something to undo."""
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except ClientError as exc:
+        if error_code(exc)[0] != "NoSuchUpload":
+            raise
 
 
 def part_size_schedule(part_size: int, declared_size: int | None) -> Callable[[int], int]:
@@ -199,21 +209,15 @@ class MultipartUpload:
         self._pool.shutdown(wait=True, cancel_futures=True)
         try:
             with self.context.errors(f"aborting the upload of {self.key}"):
-                self.policy.call(self._abort_once, f"abort of {self.key}")
+                self.policy.call(
+                    lambda: abort_upload(self.client, self.bucket, self.key, self.upload_id),
+                    f"abort of {self.key}",
+                )
         except Exception as exc:
             LOG.warning(
-                "%s: could not abort multipart upload %s of %s (remove it by hand): %s",
+                "%s: could not abort multipart upload %s of %s (glance-store-ng gc removes it): %s",
                 self.context.label,
                 self.upload_id,
                 self.key,
                 self.context.scrub(str(exc)),
             )
-
-    def _abort_once(self) -> None:
-        try:
-            self.client.abort_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
-            )
-        except ClientError as exc:
-            if error_code(exc)[0] != "NoSuchUpload":
-                raise

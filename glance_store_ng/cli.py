@@ -414,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     drivers.set_defaults(func=cmd_drivers)
 
     gc = sub.add_parser(
-        "gc", help="remove what interrupted adds left behind (the file store's temp files)"
+        "gc",
+        help="remove what interrupted adds left behind (file temp files, S3 multipart uploads)",
     )
     gc.add_argument(
         "--older-than", type=float, default=3600.0, metavar="SECONDS",

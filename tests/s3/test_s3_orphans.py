@@ -1,0 +1,212 @@
+"""gc of the S3 store: multipart uploads that adds killed mid-upload left on the real servers.
+
+A killed add cannot abort its upload; the server keeps the parts until someone
+does. ``find_orphans`` must list such uploads (with the bytes they hold) once
+they are idle long enough, never a committed image, a running add's upload or
+someone else's upload, and ``remove_orphan`` must abort exactly the one named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from functools import partial
+from typing import Any
+
+import pytest
+from s3_servers import S3Server
+
+from glance_store_ng import errors, open_store
+from glance_store_ng.store import Orphan, Store
+from glance_store_ng.testing.conformance import new_id, random_bytes
+
+MiB = 1 << 20
+
+# An add of an image of unknown size in 5 MiB parts, whose source stalls after
+# 11 MiB: parts 1 and 2 are sent, then the process waits to be killed.
+KILLED_ADD = """
+import json, os, sys, time
+from glance_store_ng import open_store
+
+def source():
+    yield os.urandom(11 << 20)
+    time.sleep(600)
+
+store = open_store("s3", json.loads(os.environ["GSN_TEST_S3_OPTIONS"]))
+store.add(sys.argv[1], source())
+"""
+
+
+def make_store(server: S3Server, bucket: str, **options: Any) -> Store:
+    return open_store("s3", server.options(bucket, **options))
+
+
+def leave_upload(server: S3Server, bucket: str, key: str, *part_sizes: int) -> str:
+    """Start an upload of ``key`` and send parts of these sizes, as an add killed then would."""
+    client = server.client()
+    upload_id = client.create_multipart_upload(
+        Bucket=bucket, Key=key, Metadata={"glance-store-ng-add": "killed"}
+    )["UploadId"]
+    for number, size in enumerate(part_sizes, 1):
+        client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=bytes(size)
+        )
+    return upload_id
+
+
+def wait_for_parts(server: S3Server, bucket: str, count: int, child: subprocess.Popen) -> None:
+    """Wait until the one pending upload in ``bucket`` has ``count`` parts."""
+    client = server.client()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert child.poll() is None, child.stderr.read().decode()
+        uploads = server.pending_uploads(bucket)
+        if uploads:
+            upload = uploads[0]
+            parts = client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            if len(parts.get("Parts", [])) >= count:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"the add did not send {count} parts in 120 s")
+
+
+def test_an_add_killed_mid_upload_is_found_then_aborted(s3_server, bucket):
+    options = s3_server.options(bucket, s3_store_large_object_chunk_size=5)
+    image_id = new_id()
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_ADD, image_id],
+        env={**os.environ, "GSN_TEST_S3_OPTIONS": json.dumps(options)},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_parts(s3_server, bucket, 2, child)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stderr.close()
+    store = open_store("s3", options)
+    [upload] = s3_server.pending_uploads(bucket)  # what the kill left behind
+
+    assert store.find_orphans(older_than=3600) == []  # it may be a running add
+    [orphan] = store.find_orphans(older_than=0)
+    assert orphan.name == f"{store._uri(image_id)}?uploadId={upload['UploadId']}"
+    assert orphan.size == 10 * MiB and 0 <= orphan.age < 600
+    assert s3_server.secret_key not in orphan.name
+
+    store.remove_orphan(orphan)
+    assert store.find_orphans(older_than=0) == []
+    assert s3_server.pending_uploads(bucket) == []
+    store.remove_orphan(orphan)  # already gone: not an error
+    with pytest.raises(errors.NotFound):
+        store.get_size(store._uri(image_id))
+    # The id is free: the image goes in whole.
+    data = random_bytes(11 * MiB, seed=11)
+    assert store.get_size(store.add(image_id, data).location) == len(data)
+
+
+def test_committed_images_and_others_uploads_are_never_listed(s3_server, bucket):
+    store = make_store(s3_server, bucket, s3_store_large_object_chunk_size=5)
+    small = store.add(new_id(), b"small image")
+    large = store.add(new_id(), random_bytes(11 * MiB, seed=1))  # a completed multipart upload
+    leave_upload(s3_server, bucket, "backups/disk.img", 1000)  # not a key this store writes
+    abandoned = new_id()
+    upload_id = leave_upload(s3_server, bucket, abandoned, 1000, 234)
+
+    orphans = store.find_orphans(older_than=0)
+    assert [(o.name, o.size) for o in orphans] == [
+        (f"{store._uri(abandoned)}?uploadId={upload_id}", 1234)
+    ]
+    store.remove_orphan(orphans[0])
+    assert store.find_orphans(older_than=0) == []
+    assert [u["Key"] for u in s3_server.pending_uploads(bucket)] == ["backups/disk.img"]
+    assert store.get_size(small.location) == len(b"small image")
+    assert store.get_size(large.location) == 11 * MiB
+
+
+def test_every_page_of_uploads_and_parts_is_read(s3_server, bucket, monkeypatch):
+    store = make_store(s3_server, bucket)
+    keys = sorted(new_id() for _ in range(3))
+    ids = {key: leave_upload(s3_server, bucket, key, 100, 20, 3) for key in keys}
+    ids[keys[0] + "-again"] = leave_upload(s3_server, bucket, keys[0], 7)  # two uploads, one key
+    # Pages of 2 uploads and of 1 part, from the real server.
+    client = store.client
+    monkeypatch.setattr(
+        client, "list_multipart_uploads", partial(client.list_multipart_uploads, MaxUploads=2)
+    )
+    monkeypatch.setattr(client, "list_parts", partial(client.list_parts, MaxParts=1))
+
+    orphans = store.find_orphans(older_than=0)
+    assert sorted((o.name, o.size) for o in orphans) == sorted(
+        [(f"{store._uri(key)}?uploadId={ids[key]}", 123) for key in keys]
+        + [(f"{store._uri(keys[0])}?uploadId={ids[keys[0] + '-again']}", 7)]
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nonsense",
+        "",
+        "{uri}",  # an image, not an upload
+        "{uri}?uploadId=",
+        "{uri}?uploadId=has space",
+        "{uri}?partNumber=1",
+        "{root}dir/disk.img?uploadId=abc",  # not a key this store writes
+        "{root}../x?uploadId=abc",
+        "s3://elsewhere:8080/{bucket}/{id}?uploadId=abc",
+        "s3://{host}/other-bucket/{id}?uploadId=abc",
+        "s3://AKIAKEY:{secret}@{host}/{bucket}/{id}?uploadId=abc",
+        "/tmp/.{id}.beef.partial",  # the file store's kind of orphan
+    ],
+)
+def test_remove_orphan_refuses_names_this_store_does_not_make(s3_server, bucket, name):
+    store = make_store(s3_server, bucket)
+    image_id = new_id()
+    upload_id = leave_upload(s3_server, bucket, image_id, 10)
+    name = name.format(
+        uri=store._uri(image_id),
+        root=store._uri(""),
+        bucket=bucket,
+        id=image_id,
+        host=store.service,
+        secret=s3_server.secret_key,
+    )
+    with pytest.raises(errors.BadLocation, match="is not a multipart upload of this store") as err:
+        store.remove_orphan(Orphan(name, 0, 0.0))
+    assert s3_server.secret_key not in str(err.value)
+    assert [u["UploadId"] for u in s3_server.pending_uploads(bucket)] == [upload_id]
+
+
+def test_gc_command_lists_then_aborts_abandoned_uploads(s3_server, bucket, tmp_path):
+    exe = shutil.which("glance-store-ng", path=os.path.dirname(sys.executable))
+    assert exe, "glance-store-ng is not installed beside the test interpreter"
+    options = s3_server.options(bucket)
+    conf = tmp_path / "glance-api.conf"
+    conf.write_text(
+        "[DEFAULT]\nenabled_backends = cold:s3\n\n[glance_store]\ndefault_backend = cold\n\n"
+        "[cold]\n" + "".join(f"{key} = {value}\n" for key, value in options.items())
+    )
+    image_id = new_id()
+    upload_id = leave_upload(s3_server, bucket, image_id, 4096)
+    name = f"{make_store(s3_server, bucket)._uri(image_id)}?uploadId={upload_id}"
+
+    def gc(*args: str) -> str:
+        done = subprocess.run(
+            [exe, "--config", str(conf), "gc", *args], capture_output=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert s3_server.secret_key.encode() not in done.stdout + done.stderr
+        return done.stdout.decode()
+
+    assert "0 orphan(s) found" in gc()  # younger than the default hour
+    assert f"would remove {name} (4096 bytes, 0.0 h old) from cold" in gc(
+        "--older-than", "0", "--dry-run"
+    )
+    assert len(s3_server.pending_uploads(bucket)) == 1
+    assert f"removed {name} (4096 bytes" in gc("--older-than", "0")
+    assert s3_server.pending_uploads(bucket) == []

@@ -415,11 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     gc = sub.add_parser(
         "gc",
-        help="remove what interrupted adds left behind (file temp files, S3 multipart uploads)",
+        help="remove what killed adds left behind (file temp files, S3 multipart uploads, "
+        "Swift segments, unfinished RBD images)",
     )
     gc.add_argument(
         "--older-than", type=float, default=3600.0, metavar="SECONDS",
-        help="only what is at least this old, so running adds are left alone (default 3600)",
+        help="only what made no progress for this long, so running adds are left alone "
+        "(default 3600)",
     )  # fmt: skip
     gc.add_argument("--dry-run", action="store_true", help="list, remove nothing")
     gc.set_defaults(func=cmd_gc)

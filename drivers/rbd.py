@@ -43,7 +43,7 @@ from glance_store_ng.reader import ImageReader
 from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range
 
 from .rbd_cluster import Cluster, ceph_errors, rbd
-from .rbd_orphans import AddMark, is_marked, marked_images
+from .rbd_orphans import AddMark, mark_time, marked_images
 from .rbd_reader import read_chunks
 from .rbd_writers import ImageWriter, ObjectWriter, direct_writes_possible
 
@@ -297,7 +297,7 @@ class RbdStore(Store):
             ceph_errors(self.label, f"removing the unfinished image {orphan.name}"),
         ):
             with rbd.Image(ioctx, name, read_only=True) as image:  # read-only: no watch
-                if is_marked(image) is None:
+                if mark_time(image) is None:
                     raise InUse(
                         f"{self.label}: {orphan.name} is a complete image, not one an "
                         "interrupted add left; left intact"

@@ -19,7 +19,7 @@ from typing import Any
 
 from .rbd_cluster import rbd
 
-__all__ = ["ADDING_KEY", "HEARTBEAT", "AddMark", "is_marked", "marked_images"]
+__all__ = ["ADDING_KEY", "HEARTBEAT", "AddMark", "mark_time", "marked_images"]
 
 ADDING_KEY = "glance_store_ng.adding"
 HEARTBEAT = 60.0
@@ -31,13 +31,13 @@ class AddMark:
     def __init__(self, image: Any) -> None:
         self.image = image
         self._set_at = time.monotonic()
-        image.metadata_set(ADDING_KEY, f"{time.time():.0f}")
+        image.metadata_set(ADDING_KEY, f"{time.time():.3f}")
 
     def beat(self) -> None:
         """Refresh the mark if the last refresh is :data:`HEARTBEAT` seconds old."""
         now = time.monotonic()
         if now - self._set_at >= HEARTBEAT:
-            self.image.metadata_set(ADDING_KEY, f"{time.time():.0f}")
+            self.image.metadata_set(ADDING_KEY, f"{time.time():.3f}")
             self._set_at = now
 
     def remove(self) -> None:
@@ -45,7 +45,7 @@ class AddMark:
         self.image.metadata_remove(ADDING_KEY)
 
 
-def is_marked(image: Any) -> float | None:
+def mark_time(image: Any) -> float | None:
     """The time of ``image``'s add mark, or None if it has none."""
     try:
         return float(image.metadata_get(ADDING_KEY))
@@ -61,8 +61,8 @@ def marked_images(ioctx: Any, older_than: float) -> list[tuple[str, float, int]]
     for name in rbd.RBD().list(ioctx):
         try:
             with rbd.Image(ioctx, name, read_only=True) as image:
-                marked = is_marked(image)
-                if marked is None or now - marked < older_than:
+                marked = mark_time(image)
+                if marked is None or max(0.0, now - marked) < older_than:
                     continue
                 found.append((name, max(0.0, now - marked), _allocated(image)))
         except rbd.ImageNotFound:  # removed meanwhile

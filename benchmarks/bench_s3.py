@@ -8,7 +8,8 @@ One random image (a file in the page cache) goes up and comes back through:
   (s3transfer: 8 MiB parts, 10 threads, CRC32 checksums), no hashing of ours;
 - ``glance_store_ng``: ``Store.add`` (md5 + sha512 of the image, Content-MD5 on
   every part, 10 MB parts, 10 threads) and ``Store.get``;
-- ``glance_store``: glance_store 5.7.0's S3 driver ``add`` (md5 + sha512) and ``get``.
+- ``glance_store``: glance_store 5.7.0's S3 driver ``add`` (md5 + sha512) and ``get``,
+  with the same options as ours (path-style addressing; see glance_store_ng.reference).
 
 Each operation runs in a fresh child process, so its peak RSS is its own;
 ``--rounds`` repeats each and keeps the fastest. The table gives MB/s, CPU
@@ -59,42 +60,16 @@ def _boto3_client(env: dict[str, str]) -> Any:
     )
 
 
-def _ours(env: dict[str, str], bucket: str) -> Any:
-    from glance_store_ng import open_store
-
-    return open_store(
-        "s3",
-        {
-            "s3_store_host": env["GSN_S3_ENDPOINT"],
-            "s3_store_access_key": env["GSN_S3_ACCESS_KEY"],
-            "s3_store_secret_key": env["GSN_S3_SECRET_KEY"],
-            "s3_store_bucket": bucket,
-            "s3_store_region_name": env["GSN_S3_REGION"],
-        },
-    )
-
-
-def _glance_store(env: dict[str, str], bucket: str) -> tuple[Any, Any]:
-    import glance_store
-    from glance_store import location as gs_location
-    from glance_store._drivers import s3
-    from oslo_config import cfg
-
-    conf = cfg.ConfigOpts()
-    glance_store.register_opts(conf)
-    conf([], project="glance-store-ng-bench")
-    for name, value in {
+def _options(env: dict[str, str], bucket: str) -> dict[str, Any]:
+    """The options both drivers get, as a glance-api.conf section would hold them."""
+    return {
         "s3_store_host": env["GSN_S3_ENDPOINT"],
         "s3_store_access_key": env["GSN_S3_ACCESS_KEY"],
         "s3_store_secret_key": env["GSN_S3_SECRET_KEY"],
         "s3_store_bucket": bucket,
         "s3_store_bucket_url_format": "path",
         "s3_store_region_name": env["GSN_S3_REGION"],
-    }.items():
-        conf.set_override(name, value, "glance_store")
-    store = s3.Store(conf)
-    store.configure()
-    return store, lambda uri: gs_location.Location("s3", s3.StoreLocation, conf, uri=uri)
+    }
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -113,42 +88,26 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             _, out = _timed(lambda: client.download_fileobj(bucket, spec["location"], _Sink()))
         else:
             client.delete_object(Bucket=bucket, Key=spec["location"])
-    elif impl == OURS:
-        store = _ours(env, bucket)
-        if op == "add":
-            result: list[Any] = []
-            with open(path, "rb") as source:
-                _, out = _timed(lambda: result.append(store.add(str(uuid.uuid4()), source, size)))
-            out["location"] = result[0].location
-        elif op == "get":
+    else:  # ours, or glance_store's driver with the same options: used alike
+        from glance_store_ng import open_store
+        from glance_store_ng.reference import open_reference
 
-            def read() -> None:
-                with store.get(spec["location"]) as reader:
-                    for _ in reader:
-                        pass
+        opener = open_store if impl == OURS else open_reference
+        with opener("s3", _options(env, bucket)) as store:
+            if op == "add":
+                with open(path, "rb") as source:
+                    added, out = _timed(lambda: store.add(str(uuid.uuid4()), source, size))
+                out["location"] = added.location
+            elif op == "get":
 
-            _, out = _timed(read)
-        else:
-            store.delete(spec["location"])
-    elif impl == GLANCE_STORE:
-        store, location_of = _glance_store(env, bucket)
-        if op == "add":
-            added: list[Any] = []
-            with open(path, "rb") as source:
-                _, out = _timed(
-                    lambda: added.append(store.add(str(uuid.uuid4()), source, size, "sha512"))
-                )
-            out["location"] = added[0][0]
-        elif op == "get":
+                def read() -> None:
+                    with store.get(spec["location"]) as chunks:
+                        for _ in chunks:
+                            pass
 
-            def read() -> None:
-                chunks, _ = store.get(location_of(spec["location"]))
-                for _ in chunks:
-                    pass
-
-            _, out = _timed(read)
-        else:
-            store.delete(location_of(spec["location"]))
+                _, out = _timed(read)
+            else:
+                store.delete(spec["location"])
     return out
 
 

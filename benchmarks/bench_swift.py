@@ -7,11 +7,12 @@ the real Swift all-in-one (tools/backends), with the same random image file.
 The Swift servers share the client's cores here, so each row also shows the
 CPU seconds the proxy and object servers spent on it: on two cores a wall
 time is bound by (client + server CPU) / 2.
-glance_store 5.7 speaks Keystone v3 only: its swiftclient connection is made
-with v1 auth here, the rest of its code runs as shipped (default options: one
-streamed PUT below 5 GiB). Bare swiftclient is one ``put_object`` of the file
-with its length, and one ``get_object`` read in 1 MiB pieces. Ratios are
-against the baselines measured in the same run.
+glance_store runs with the same options as ours (its default large-object
+size: one streamed PUT below 5 GiB); glance_store 5.7 speaks Keystone v3 only,
+so its swiftclient connection is made with v1 auth here, the rest of its code
+runs as shipped (see glance_store_ng.reference). Bare swiftclient is one
+``put_object`` of the file with its length, and one ``get_object`` read in
+1 MiB pieces. Ratios are against the baselines measured in the same run.
 """
 
 from __future__ import annotations
@@ -55,50 +56,16 @@ def _swiftclient(env):
     )
 
 
-def _ours(env, container):
-    from glance_store_ng import open_store
-
-    return open_store(
-        "swift",
-        {
-            "swift_store_auth_address": env["GSN_SWIFT_AUTH_URL"],
-            "swift_store_user": env["GSN_SWIFT_USER"],
-            "swift_store_key": env["GSN_SWIFT_KEY"],
-            "swift_store_auth_version": "1",
-            "swift_store_container": container,
-            "swift_store_create_container_on_put": True,
-        },
-    )
-
-
-def _glance_store(env, container, refs):
-    import glance_store
-    from glance_store import location as gs_location
-    from glance_store._drivers.swift import store as gs_swift
-    from oslo_config import cfg
-
-    conf = cfg.ConfigOpts()
-    glance_store.register_opts(conf)
-    conf([], project="glance-store-ng-bench")
-    conf.set_override("swift_store_config_file", refs, "glance_store")
-    conf.set_override("swift_store_container", container, "glance_store")
-    conf.set_override("swift_store_create_container_on_put", True, "glance_store")
-    store = gs_swift.SingleTenantStore(conf)
-    store.configure()
-
-    class Manager:
-        def get_connection(self):
-            return _swiftclient(env)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
-    store.get_connection = lambda *a, **k: _swiftclient(env)
-    store.get_manager = lambda *a, **k: Manager()
-    return store, lambda uri: gs_location.Location("swift", gs_swift.StoreLocation, conf, uri=uri)
+def _options(env, container):
+    """The options both drivers get, as a glance-api.conf section would hold them."""
+    return {
+        "swift_store_auth_address": env["GSN_SWIFT_AUTH_URL"],
+        "swift_store_user": env["GSN_SWIFT_USER"],
+        "swift_store_key": env["GSN_SWIFT_KEY"],
+        "swift_store_auth_version": "1",
+        "swift_store_container": container,
+        "swift_store_create_container_on_put": True,
+    }
 
 
 def child(spec: dict) -> dict:
@@ -106,8 +73,14 @@ def child(spec: dict) -> dict:
     env, impl, op, path = spec["env"], spec["impl"], spec["op"], spec["path"]
     container, size = spec["container"], os.path.getsize(spec["path"])
     result: dict = {}
-    if impl == "glance_store_ng":
-        store = _ours(env, container)
+    cleanups: list = []
+    if impl in ("glance_store_ng", "glance_store"):  # used alike
+        from glance_store_ng import open_store
+        from glance_store_ng.reference import open_reference
+
+        opener = open_store if impl == "glance_store_ng" else open_reference
+        store = opener("swift", _options(env, container))
+        cleanups.append(store.close)  # glance_store's: its private reference file holds the key
         if op == "add":
 
             def run():
@@ -117,34 +90,14 @@ def child(spec: dict) -> dict:
         elif op == "get":
 
             def run():
-                with store.get(spec["location"]) as reader:
-                    for _ in reader:
+                with store.get(spec["location"]) as chunks:
+                    for _ in chunks:
                         pass
 
         else:
 
             def run():
                 store.delete(spec["location"])
-
-    elif impl == "glance_store":
-        store, location = _glance_store(env, container, spec["refs"])
-        if op == "add":
-
-            def run():
-                with open(path, "rb") as f:
-                    result["location"] = store.add(str(uuid.uuid4()), f, size, "sha512")[0]
-
-        elif op == "get":
-
-            def run():
-                chunks, _ = store.get(location(spec["location"]))
-                for _ in chunks:
-                    pass
-
-        else:
-
-            def run():
-                store.delete(location(spec["location"]))
 
     else:
         conn = _swiftclient(env)
@@ -172,9 +125,13 @@ def child(spec: dict) -> dict:
     before_rss = _rss_kib()
     cpu0 = sum(os.times()[:2])
     started = time.perf_counter()
-    run()
-    result["seconds"] = time.perf_counter() - started
-    result["cpu"] = sum(os.times()[:2]) - cpu0
+    try:
+        run()
+        result["seconds"] = time.perf_counter() - started
+        result["cpu"] = sum(os.times()[:2]) - cpu0
+    finally:
+        for cleanup in cleanups:
+            cleanup()
     result["rss_growth_mib"] = (
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_rss
     ) / 1024
@@ -230,16 +187,10 @@ def main() -> None:
 
     env = _env()
     container = f"gsn-bench-{secrets.token_hex(4)}"
-    refs = os.path.join(args.dir, f"{container}.conf")
-    with open(refs, "w") as f:
-        f.write(
-            f"[ref1]\nauth_address = {env['GSN_SWIFT_AUTH_URL']}\nuser = {env['GSN_SWIFT_USER']}\n"
-            f"key = {env['GSN_SWIFT_KEY']}\nauth_version = 1\n"
-        )
     image = os.path.join(args.dir, f"{container}.img")
     size = parse(args.size)
     make_image(image, size)
-    base = {"env": env, "container": container, "refs": refs, "path": image}
+    base = {"env": env, "container": container, "path": image}
     best: dict[tuple[str, str], dict] = {}
     try:
         for _ in range(args.rounds):
@@ -285,7 +236,6 @@ def main() -> None:
                 os.unlink(big)
     finally:
         os.unlink(image)
-        os.unlink(refs)
         conn = _swiftclient(env)
         for name in (container, f"{container}_segments"):
             try:

@@ -9,7 +9,8 @@ RSS growth and the storage allocated. In the same run it measures the bare
 baselines (hashlib md5 alone, and md5 then sha512 on the same chunks, as
 glance_store hashes; a plain read/write copy with fsync) and, where the
 ``glance_store`` package is importable, the same add and get through
-glance_store's driver for the same backend, and prints our ratio to it.
+glance_store's driver for the same backend with the same options (see
+:mod:`.reference`), and prints our ratio to it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .errors import InvalidArgument
+from .config import configured_backends, open_store
+from .errors import ConfigError, InvalidArgument
+from .reference import DRIVERS as REFERENCE_DRIVERS
+from .reference import glance_store_available, open_reference
 
 __all__ = ["Measurement", "run_bench", "format_table"]
 
@@ -36,6 +40,7 @@ MiB = 1 << 20
 BLOCK = 4096
 OURS = "glance_store_ng"
 NO_FSYNC = "glance_store_ng, no fsync"  # the embedded file store as glance_store writes: no fsync
+GLANCE_STORE = "glance_store"
 
 
 @dataclasses.dataclass
@@ -136,36 +141,33 @@ def _timed(run: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
     }
 
 
-def _open_ours(spec: dict[str, Any]):
-    from .config import Stores
-
+def _open(spec: dict[str, Any]) -> Any:
+    """The store ``spec`` measures: ours (a :class:`Store`) or glance_store's driver for the
+    same backend with the same options (a :class:`ReferenceStore`, used alike)."""
     if spec.get("config"):
-        stores = Stores.from_config(spec["config"])
-        return stores[spec.get("backend") or stores.default_backend]
-    from .config import open_store
-
-    options = {"filesystem_store_datadir": spec["datadir"]}
+        backends, default = configured_backends(spec["config"])
+        backend = backends[spec.get("backend") or default]
+        driver, options = backend.driver, backend.options
+        label = None if backend.legacy else backend.name
+    else:
+        driver, options, label = "file", {"filesystem_store_datadir": spec["datadir"]}, "bench"
+    if spec["implementation"] == GLANCE_STORE:
+        return open_reference(driver, options)
     if spec["implementation"] == NO_FSYNC:
-        options["filesystem_store_fsync"] = False
-    return open_store("file", options, backend="bench")
+        options = {**options, "filesystem_store_fsync": False}
+    return open_store(driver, options, backend=label)
 
 
-def _open_glance_store(spec: dict[str, Any]):
-    """glance_store's filesystem driver over the same directory (the only one wired up yet)."""
-    if spec.get("config"):
-        raise InvalidArgument("the glance_store comparison runs with the embedded file store only")
-    import glance_store
-    from glance_store._drivers import filesystem
-    from oslo_config import cfg
-
-    conf = cfg.ConfigOpts()
-    glance_store.register_opts(conf)
-    conf([], project="glance-store-ng-bench")
-    conf.set_override("filesystem_store_datadir", spec["datadir"], "glance_store")
-    conf.set_override("filesystem_thin_provisioning", True, "glance_store")
-    store = filesystem.Store(conf)
-    store.configure()
-    return store, conf
+def _glance_store_has_driver(config: str | None, backend: str | None) -> bool:
+    """True when glance_store has a driver like the measured backend's (the embedded one
+    is a file store)."""
+    if not config:
+        return True
+    backends, default = configured_backends(config)
+    name = backend or default
+    if name not in backends:
+        raise ConfigError(f"no backend {name!r}; enabled backends: {', '.join(backends)}")
+    return backends[name].driver in REFERENCE_DRIVERS
 
 
 def _allocated(location: str) -> int | None:
@@ -178,52 +180,25 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one operation described by ``spec``; return its figures (and a location for adds)."""
     op, impl, path = spec["operation"], spec["implementation"], spec.get("path")
     result: dict[str, Any] = {}
-    if impl in (OURS, NO_FSYNC):
-        store = _open_ours(spec)
-        if op == "add":
-            with open(path, "rb") as source:
-                added, result = _timed(
-                    lambda: store.add(str(uuid.uuid4()), source, os.path.getsize(path))
-                )
-            os.sync()
-            result.update(location=added.location, allocated=_allocated(added.location))
-        elif op == "get":
+    if impl in (OURS, NO_FSYNC, GLANCE_STORE):
+        with _open(spec) as store:
+            if op == "add":
+                with open(path, "rb") as source:
+                    added, result = _timed(
+                        lambda: store.add(str(uuid.uuid4()), source, os.path.getsize(path))
+                    )
+                os.sync()
+                result.update(location=added.location, allocated=_allocated(added.location))
+            elif op == "get":
 
-            def read_all() -> None:
-                with store.get(spec["location"]) as reader:
-                    for _ in reader:
-                        pass
+                def read_all() -> None:
+                    with store.get(spec["location"]) as chunks:
+                        for _ in chunks:
+                            pass
 
-            _, result = _timed(read_all)
-        elif op == "delete":
-            store.delete(spec["location"])
-    elif impl == "glance_store":
-        from glance_store import location as gs_location
-        from glance_store._drivers.filesystem import StoreLocation
-
-        store, conf = _open_glance_store(spec)
-
-        def gs_loc(uri: str):
-            return gs_location.Location("file", StoreLocation, conf, uri=uri)
-
-        if op == "add":
-            with open(path, "rb") as source:
-                added, result = _timed(
-                    lambda: store.add(str(uuid.uuid4()), source, os.path.getsize(path), "sha512")
-                )
-            os.sync()
-            result.update(location=added[0], allocated=_allocated(added[0]))
-        elif op == "get":
-            loc = gs_loc(spec["location"])
-
-            def read_all() -> None:
-                chunks, _ = store.get(loc)
-                for _ in chunks:
-                    pass
-
-            _, result = _timed(read_all)
-        elif op == "delete":
-            store.delete(gs_loc(spec["location"]))
+                _, result = _timed(read_all)
+            elif op == "delete":
+                store.delete(spec["location"])
     elif impl == "hashlib":
         import hashlib
 
@@ -272,16 +247,6 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
 # -- the parent: cases, runs, table ---------------------------------------------------------
 
 
-def glance_store_available() -> bool:
-    """True when glance_store (and oslo.config) can be imported here."""
-    try:
-        import glance_store  # noqa: F401
-        import oslo_config  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def run_bench(
     *,
     size: int,
@@ -294,6 +259,12 @@ def run_bench(
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[Measurement]:
     """Every case through every implementation; see the module docstring."""
+    impls = [OURS] + ([NO_FSYNC] if not config else [])
+    if compare and glance_store_available():
+        if _glance_store_has_driver(config, backend):
+            impls.append(GLANCE_STORE)
+        else:
+            progress("glance_store has no driver like this backend's: not compared")
     work = tempfile.mkdtemp(prefix="gsn-bench-", dir=workdir)
     try:
         datadir = os.path.join(work, "store")
@@ -305,9 +276,6 @@ def run_bench(
             make_image(path, size, zeros, run)
             cases.append((name, path))
         cases += [(os.path.basename(f), f) for f in files]
-        impls = [OURS] + ([NO_FSYNC] if not config else [])
-        if compare and not config and glance_store_available():
-            impls.append("glance_store")
         base = {"datadir": datadir, "config": config, "backend": backend}
         results: list[Measurement] = []
         for name, path in cases:
@@ -359,7 +327,7 @@ def ratios(results: list[Measurement]) -> dict[tuple[str, str, str], float]:
     speed = {(m.case, m.operation, m.implementation): m.mb_per_s for m in results}
     out = {}
     for (case, op, impl), value in speed.items():
-        theirs = speed.get((case, op, "glance_store"))
+        theirs = speed.get((case, op, GLANCE_STORE))
         if impl in (OURS, NO_FSYNC) and theirs:
             out[(case, op, impl)] = value / theirs
     return out

@@ -434,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
             "one by one; plus any FILE you give) to the store and reads them back, each step in "
             "a fresh process. Prints MB/s, CPU seconds, "
             "peak RSS growth and the storage allocated, beside hashlib md5+sha512 and a plain "
-            "copy, and glance_store's driver where glance_store is installed (with the ratio; "
-            "the embedded file store only, for now)."
+            "copy, and glance_store's driver for the same backend and options where "
+            "glance_store is installed, with our ratio to it."
         ),
     )
     bench.add_argument("file", nargs="*", metavar="FILE", help="extra images to measure")

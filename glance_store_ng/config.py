@@ -20,6 +20,7 @@ section name -> {option: value}.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -30,7 +31,7 @@ from .reader import ImageReader
 from .registry import installed_drivers, load_driver
 from .store import AddResult, Store
 
-__all__ = ["open_store", "Stores", "read_ini"]
+__all__ = ["Backend", "Stores", "configured_backends", "open_store", "read_ini"]
 
 # Options glance-api.conf may hold in a store section that are Glance's, not a driver's.
 _GLANCE_STORE_OPTIONS = frozenset(
@@ -134,6 +135,54 @@ def _foreign_options(driver: str) -> set[str]:
     return names
 
 
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """One configured backend, before any store is opened."""
+
+    name: str
+    driver: str
+    options: dict[str, Any] = dataclasses.field(repr=False)  # may hold secrets
+    legacy: bool = False  # [glance_store] default_store: the store carries no backend name
+
+
+def configured_backends(
+    config: str | os.PathLike[str] | Mapping[str, Mapping[str, Any]],
+) -> tuple[dict[str, Backend], str]:
+    """``({name: Backend}, default backend name)`` of a glance-api.conf-style file path or
+    mapping of sections.
+
+    With ``[DEFAULT] enabled_backends`` each backend's options are its own section; in
+    the legacy form (``[glance_store] default_store``) the one backend is named after its
+    driver and takes, from ``[glance_store]``, every option not another driver's.
+    """
+    sections = read_ini(config) if isinstance(config, (str, os.PathLike)) else config
+    defaults = sections.get("DEFAULT", {})
+    glance_store = dict(sections.get("glance_store", {}))
+    if defaults.get("enabled_backends"):
+        backends = _parse_backends(defaults["enabled_backends"])
+        default = glance_store.get("default_backend")
+        if not default:
+            raise ConfigError(
+                "[glance_store] default_backend is required with enabled_backends: "
+                f"name one of {', '.join(backends)}"
+            )
+        return {
+            name: Backend(name, driver, dict(sections.get(name, {})))
+            for name, driver in backends.items()
+        }, str(default)
+    driver = glance_store.pop("default_store", None)
+    if not driver:
+        raise ConfigError(
+            "no store configured: set [DEFAULT] enabled_backends (and [glance_store] "
+            "default_backend), or the legacy [glance_store] default_store"
+        )
+    driver = str(driver).strip()
+    foreign = _foreign_options(driver)
+    own = {o.name for o in load_driver(driver).all_options()}
+    options = {k: v for k, v in glance_store.items() if k in own or k not in foreign}
+    return {driver: Backend(driver, driver, options, legacy=True)}, driver
+
+
 class Stores(Mapping[str, Store]):
     """Several named stores, routed by backend name and by location.
 
@@ -158,38 +207,17 @@ class Stores(Mapping[str, Store]):
         cls, config: str | os.PathLike[str] | Mapping[str, Mapping[str, Any]]
     ) -> Stores:
         """Stores from a glance-api.conf-style file path or a mapping of sections."""
-        sections = read_ini(config) if isinstance(config, (str, os.PathLike)) else config
-        defaults = sections.get("DEFAULT", {})
-        glance_store = dict(sections.get("glance_store", {}))
-        if defaults.get("enabled_backends"):
-            backends = _parse_backends(defaults["enabled_backends"])
-            default = glance_store.get("default_backend")
-            if not default:
-                raise ConfigError(
-                    "[glance_store] default_backend is required with enabled_backends: "
-                    f"name one of {', '.join(backends)}"
-                )
-            stores: dict[str, Store] = {}
-            try:
-                for name, driver in backends.items():
-                    stores[name] = load_driver(driver)(sections.get(name, {}), backend=name)
-            except BaseException:
-                for store in stores.values():
-                    store.close()
-                raise
-            return cls(stores, str(default))
-        driver = glance_store.pop("default_store", None)
-        if not driver:
-            raise ConfigError(
-                "no store configured: set [DEFAULT] enabled_backends (and [glance_store] "
-                "default_backend), or the legacy [glance_store] default_store"
-            )
-        driver = str(driver).strip()
-        # Legacy form: this driver's options sit in [glance_store] beside other drivers'.
-        foreign = _foreign_options(driver)
-        own = {o.name for o in load_driver(driver).all_options()}
-        options = {k: v for k, v in glance_store.items() if k in own or k not in foreign}
-        return cls({driver: open_store(driver, options)}, driver)
+        backends, default = configured_backends(config)
+        stores: dict[str, Store] = {}
+        try:
+            for name, backend in backends.items():
+                label = None if backend.legacy else name
+                stores[name] = open_store(backend.driver, backend.options, backend=label)
+        except BaseException:
+            for store in stores.values():
+                store.close()
+            raise
+        return cls(stores, default)
 
     # -- Mapping -------------------------------------------------------------------------
 

@@ -115,16 +115,15 @@ def test_config_file_and_backend_choice(run, tmp_path):
     assert "fast (default)" in listing and "cold" in listing
 
 
-def test_bench_runs_every_case_and_reports_json(run, tmp_path):
+def test_bench_runs_every_case_beside_glance_store_and_reports_json(run, tmp_path):
     extra = tmp_path / "mine.raw"
     extra.write_bytes(os.urandom(100_000))
     report = json.loads(
-        run("--json", "bench", "--size", "1M", "--no-compare", "--workdir", str(tmp_path),
-            str(extra)).stdout
-    )  # fmt: skip
+        run("--json", "bench", "--size", "1M", "--workdir", str(tmp_path), str(extra)).stdout
+    )
     rows = {(r["case"], r["operation"], r["implementation"]) for r in report["results"]}
     for case in ("random", "75% zero, runs", "75% zero, scattered", "mine.raw"):
-        for impl in ("glance_store_ng", "glance_store_ng, no fsync"):
+        for impl in ("glance_store_ng", "glance_store_ng, no fsync", "glance_store"):
             assert {(case, "add", impl), (case, "get", impl)} <= rows
         assert (case, "hash md5+sha512", "hashlib") in rows
     scattered = next(
@@ -133,6 +132,8 @@ def test_bench_runs_every_case_and_reports_json(run, tmp_path):
     )  # fmt: skip
     assert scattered["allocated"] < 0.3 * scattered["size"]
     assert all(r["mb_per_s"] > 0 for r in report["results"])
+    compared = {(r["case"], r["operation"], r["implementation"]) for r in report["ratios"]}
+    assert ("mine.raw", "add", "glance_store_ng") in compared
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("gsn-bench-")]  # cleaned up
 
 

@@ -7,65 +7,43 @@ namespace here, each image under a fresh uuid, and each test deletes what it add
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
-from rbd_testing import store_options
+from bench_testing import bench_beside_glance_store
+from rbd_testing import opened_ioctx, store_options
 
 from glance_store_ng import open_store
+from glance_store_ng.reference import open_reference
 from glance_store_ng.testing.conformance import mostly_zero, new_id
 
 MiB = 1 << 20
 
 
 @pytest.fixture
-def theirs(ceph_env, tmp_path):
-    """glance_store's RBD store, configured as a glance-api.conf would.
-
-    glance_store creates images with the cluster's ``rbd default features``; this
-    test cluster hangs creating images with exclusive-lock/object-map (it runs no
-    ceph-mgr), so its ceph.conf copy asks for layering only, as our driver does.
-    """
-    import glance_store
-    from glance_store import location as gs_location
-    from glance_store._drivers import rbd as gs_rbd
-    from oslo_config import cfg
-
-    ceph_conf = tmp_path / "ceph.conf"
-    text = Path(ceph_env["GSN_CEPH_CONF"]).read_text()
-    ceph_conf.write_text(text + "\n[client]\nrbd default features = 1\n")
-    conf = cfg.ConfigOpts()
-    glance_store.register_opts(conf)
-    conf([], project="glance-store-ng-interop")
-    for name, value in {
-        "rbd_store_pool": ceph_env["GSN_CEPH_POOL"],
-        "rbd_store_user": ceph_env["GSN_CEPH_USER"],
-        "rbd_store_ceph_conf": str(ceph_conf),
-        "rbd_store_chunk_size": 4,
-        "rados_connect_timeout": 30,
-        "rbd_thin_provisioning": True,
-    }.items():
-        conf.set_override(name, value, "glance_store")
-    store = gs_rbd.Store(conf)
-    store.configure()
-
-    def location(uri):
-        return gs_location.Location("rbd", gs_rbd.StoreLocation, conf, uri=uri)
-
-    store.location = location
-    return store
+def options(ceph_env):
+    """Both drivers' options, as a glance-api.conf would give them."""
+    return store_options(
+        ceph_env, rbd_store_chunk_size=4, rados_connect_timeout=30, rbd_thin_provisioning=True
+    )
 
 
 @pytest.fixture
-def ours(ceph_env):
-    store = open_store("rbd", store_options(ceph_env))
+def theirs(options):
+    """glance_store's RBD store (layering-only images, as ours: see glance_store_ng.reference)."""
+    with open_reference("rbd", options) as store:
+        yield store
+
+
+@pytest.fixture
+def ours(options):
+    store = open_store("rbd", options)
     yield store
     store.close()
 
 
 def test_glance_store_image_reads_through_ours(theirs, ours):
     data = mostly_zero(9 * MiB + 321, seed=31)
-    uri, size, md5, _, _ = theirs.add(new_id(), io.BytesIO(data), len(data), "sha512")
+    uri, size, _, _ = theirs.add(new_id(), io.BytesIO(data), len(data))
     try:
         assert ours.owns(uri)
         assert ours.get_size(uri) == size == len(data)
@@ -78,19 +56,35 @@ def test_glance_store_image_reads_through_ours(theirs, ours):
     from glance_store import exceptions
 
     with pytest.raises(exceptions.NotFound):
-        theirs.get_size(theirs.location(uri))
+        theirs.get_size(uri)
 
 
 def test_our_image_reads_through_glance_store(theirs, ours):
     data = mostly_zero(9 * MiB + 321, seed=32)
     result = ours.add(new_id(), data)
-    loc = theirs.location(result.location)
     try:
-        assert theirs.get_size(loc) == len(data)
-        chunks, size = theirs.get(loc)
-        assert size == len(data)
-        assert b"".join(chunks) == data
+        assert theirs.get_size(result.location) == len(data)
+        with theirs.get(result.location) as chunks:
+            assert b"".join(chunks) == data
     finally:
-        theirs.delete(loc)  # glance_store's delete undoes our snapshot and image
+        theirs.delete(result.location)  # glance_store's delete undoes our snapshot and image
     with pytest.raises(FileNotFoundError):
         ours.get_size(result.location)
+
+
+def test_bench_measures_glance_store_beside_ours(ceph_env, cluster, tmp_path):
+    """A legacy glance-api.conf ([glance_store] default_store = rbd): bench runs both
+    drivers and leaves no image in the pool."""
+    import rbd
+
+    def images() -> set[str]:
+        with opened_ioctx(cluster, ceph_env["GSN_CEPH_POOL"]) as ioctx:
+            return set(rbd.RBD().list(ioctx))
+
+    before = images()
+    bench_beside_glance_store(
+        "[glance_store]\ndefault_store = rbd\n"
+        + "".join(f"{name} = {value}\n" for name, value in store_options(ceph_env).items()),
+        tmp_path,
+    )
+    assert images() == before

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from rbd_testing import opened_ioctx, store_options
+from rbd_testing import image_allocated, opened_ioctx, store_options
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.store import Orphan
@@ -49,18 +49,11 @@ def image_state(cluster, store, name) -> tuple[dict, int]:
     """The image's metadata and allocated bytes, looked at behind the driver's back."""
     import rbd
 
-    allocated = 0
-
-    def count(offset: int, length: int, exists: bool) -> None:
-        nonlocal allocated
-        allocated += length if exists else 0
-
     with (
         opened_ioctx(cluster, store.pool, store.namespace) as ioctx,
         rbd.Image(ioctx, name, read_only=True) as image,
     ):
-        image.diff_iterate(0, image.size(), None, count)
-        return dict(image.metadata_list()), allocated
+        return dict(image.metadata_list()), image_allocated(image)
 
 
 def images(cluster, store) -> list[str]:

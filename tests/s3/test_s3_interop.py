@@ -13,61 +13,40 @@ import io
 from typing import Any
 
 import pytest
+from bench_testing import bench_beside_glance_store
 from s3_servers import S3Server
 
 from glance_store_ng import open_store
+from glance_store_ng.reference import open_reference
 from glance_store_ng.testing.conformance import new_id, random_bytes
 
 MiB = 1 << 20
 SIZES = [0, 1000, 12 * MiB + 3]
 
 
-def _glance_store(server: S3Server, bucket: str) -> tuple[Any, Any, Any]:
-    """glance_store's own S3 driver on ``bucket``: (store, Location class, conf)."""
-    try:
-        import glance_store as gs
-        from glance_store import location as gs_location
-        from glance_store._drivers import s3 as gs_s3
-        from oslo_config import cfg
-    except ImportError as exc:  # the test extra installs it: a missing one is a failure
-        pytest.fail(f"glance-store==5.7.0 is needed (pip install -e '.[test]'): {exc}")
-    conf = cfg.ConfigOpts()
-    gs.register_opts(conf)
-    conf([], project="glance-store-ng-interop")
-    for name, value in {
-        "s3_store_host": server.endpoint,
-        "s3_store_access_key": server.access_key,
-        "s3_store_secret_key": server.secret_key,
-        "s3_store_bucket": bucket,
-        "s3_store_bucket_url_format": "path",
-        "s3_store_region_name": server.region,
-        "s3_store_large_object_size": 5,
-        "s3_store_large_object_chunk_size": 5,
-    }.items():
-        conf.set_override(name, value, "glance_store")
-    store = gs_s3.Store(conf)
-    store.configure()
-
-    def location(uri: str) -> Any:
-        return gs_location.Location("s3", gs_s3.StoreLocation, conf, uri=uri)
-
-    return store, location, conf
+def _options(server: S3Server, bucket: str) -> dict[str, Any]:
+    """The options both drivers get: 5 MB multipart threshold and parts."""
+    return server.options(bucket, s3_store_large_object_size=5, s3_store_large_object_chunk_size=5)
 
 
-def _ours(server: S3Server, bucket: str) -> Any:
-    return open_store(
-        "s3",
-        server.options(bucket, s3_store_large_object_size=5, s3_store_large_object_chunk_size=5),
-    )
+@pytest.fixture
+def theirs(s3_server, bucket):
+    """glance_store's own S3 driver on ``bucket``, with the options ours gets."""
+    with open_reference("s3", _options(s3_server, bucket)) as store:
+        yield store
+
+
+@pytest.fixture
+def ours(s3_server, bucket):
+    store = open_store("s3", _options(s3_server, bucket))
+    yield store
+    store.close()
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_glance_store_writes_we_read(s3_server, bucket, size):
-    theirs, _, _ = _glance_store(s3_server, bucket)
-    ours = _ours(s3_server, bucket)
+def test_glance_store_writes_we_read(s3_server, bucket, theirs, ours, size):
     data = random_bytes(size, seed=size)
-    image_id = new_id()
-    location, stored_size, checksum, *_ = theirs.add(image_id, io.BytesIO(data), size, "sha512")
+    location, stored_size, checksum, _ = theirs.add(new_id(), io.BytesIO(data), size)
     assert (stored_size, checksum) == (size, hashlib.md5(data).hexdigest())
     assert ours.owns(location)
     assert ours.get_size(location) == size
@@ -81,15 +60,22 @@ def test_glance_store_writes_we_read(s3_server, bucket, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_we_write_glance_store_reads(s3_server, bucket, size):
-    theirs, location_of, _ = _glance_store(s3_server, bucket)
-    ours = _ours(s3_server, bucket)
+def test_we_write_glance_store_reads(s3_server, bucket, theirs, ours, size):
     data = random_bytes(size, seed=size + 1)
-    result = ours.add(new_id(), io.BytesIO(data), size or None)
-    location = location_of(result.location)
+    location = ours.add(new_id(), io.BytesIO(data), size or None).location
     assert theirs.get_size(location) == size
-    chunks, got_size = theirs.get(location)
-    assert got_size == size
-    assert b"".join(chunks) == data
+    with theirs.get(location) as chunks:
+        assert b"".join(chunks) == data
     theirs.delete(location)
+    assert s3_server.listing(bucket, internals=False) == set()
+
+
+def test_bench_measures_glance_store_beside_ours(s3_server, bucket, tmp_path):
+    """bench runs both drivers on the configured bucket and leaves nothing in it."""
+    options = _options(s3_server, bucket)
+    bench_beside_glance_store(
+        "[DEFAULT]\nenabled_backends = images:s3\n[glance_store]\ndefault_backend = images\n"
+        "[images]\n" + "".join(f"{name} = {value}\n" for name, value in options.items()),
+        tmp_path,
+    )
     assert s3_server.listing(bucket, internals=False) == set()

@@ -1,0 +1,40 @@
+"""glance_store_ng.reference: glance_store's drivers built from our options (the file one here;
+the S3, Swift and RBD ones are exercised by each driver's interop tests)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from glance_store_ng import open_store
+from glance_store_ng.errors import InvalidArgument
+from glance_store_ng.reference import open_reference
+from glance_store_ng.testing.conformance import mostly_zero, new_id
+
+
+def test_the_file_store_reads_what_glance_store_wrote_with_the_same_options(tmp_path):
+    options = {"filesystem_store_datadir": str(tmp_path)}
+    data = mostly_zero(300_000, seed=5)
+    with open_reference("file", options) as theirs:
+        added = theirs.add(new_id(), io.BytesIO(data), len(data))
+        assert added.size == len(data)
+        ours = open_store("file", options)
+        with ours.get(added.location) as reader:
+            assert reader.read() == data
+        assert theirs.get_size(added.location) == len(data)
+        with theirs.get(added.location) as chunks:
+            assert b"".join(chunks) == data
+        theirs.delete(added.location)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_driver_glance_store_lacks_is_refused_with_the_way_out():
+    with pytest.raises(InvalidArgument, match=r"no driver like 'mystore'.*--no-compare"):
+        open_reference("mystore", {})
+
+
+def test_a_value_glance_store_rejects_is_named(tmp_path):
+    options = {"filesystem_store_datadir": str(tmp_path), "filesystem_store_file_perm": "rw"}
+    with pytest.raises(InvalidArgument, match="filesystem_store_file_perm = 'rw'"):
+        open_reference("file", options)

@@ -158,16 +158,16 @@ def _open(spec: dict[str, Any]) -> Any:
     return open_store(driver, options, backend=label)
 
 
-def _glance_store_has_driver(config: str | None, backend: str | None) -> bool:
-    """True when glance_store has a driver like the measured backend's (the embedded one
-    is a file store)."""
+def _measured_driver(config: str | None, backend: str | None) -> str:
+    """The driver of the backend measured (the embedded store is a file store); a
+    ConfigError names an unknown backend before anything runs."""
     if not config:
-        return True
+        return "file"
     backends, default = configured_backends(config)
     name = backend or default
     if name not in backends:
         raise ConfigError(f"no backend {name!r}; enabled backends: {', '.join(backends)}")
-    return backends[name].driver in REFERENCE_DRIVERS
+    return backends[name].driver
 
 
 def _allocated(location: str) -> int | None:
@@ -259,9 +259,10 @@ def run_bench(
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[Measurement]:
     """Every case through every implementation; see the module docstring."""
+    driver = _measured_driver(config, backend)
     impls = [OURS] + ([NO_FSYNC] if not config else [])
     if compare and glance_store_available():
-        if _glance_store_has_driver(config, backend):
+        if driver in REFERENCE_DRIVERS:
             impls.append(GLANCE_STORE)
         else:
             progress("glance_store has no driver like this backend's: not compared")

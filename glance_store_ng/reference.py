@@ -6,18 +6,20 @@ All of them build glance_store's driver here, from the same options our store
 takes: the options carry glance_store's names and meanings, so each one
 glance_store knows is handed to it as it is; the rest (ours only) are left out.
 
-Three adaptations, all in how glance_store connects, none in how it stores:
+The adaptations, none of them in how glance_store stores data:
 
-- Swift: glance_store 5.7 reads credentials only from a reference file
-  (``swift_store_config_file``), so credentials given as options are written to a
-  private one; and it authenticates through Keystone v3 only, so with
-  ``auth_version`` 1 (tempauth) its connections are made by swiftclient with v1
-  auth. The rest of its code runs as shipped.
+- Swift: credentials given inline go to glance_store in a private reference file
+  (``swift_store_config_file``, mode 0600, removed on close): given inline,
+  glance_store would write them into its locations (``swift+http://user:key@...``),
+  which the benchmark passes between processes. glance_store 5.7 authenticates
+  through Keystone v3 only, so with ``auth_version`` 1 (tempauth) its connections
+  are made by swiftclient with v1 auth; the rest of its code runs as shipped.
 - RBD: glance_store creates images with the cluster's ``rbd default features``;
   it is given a copy of the ceph.conf asking for layering only, the features our
   driver creates images with (a cluster without ceph-mgr hangs on exclusive-lock).
-- The filesystem store runs with ``filesystem_thin_provisioning`` on unless the
-  options say otherwise: ours always leaves zero blocks as holes.
+- Thin provisioning (``filesystem_thin_provisioning``, ``rbd_thin_provisioning``)
+  is on unless the options say otherwise, as it is by default in ours; off is
+  glance_store's default.
 
 Needs ``glance-store`` (5.7) and ``oslo.config``: ``pip install 'glance_store_ng[test]'``.
 """
@@ -26,13 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from .errors import InvalidArgument
+from .errors import ConfigError, InvalidArgument
 from .registry import load_driver
 
 __all__ = ["DRIVERS", "Added", "ReferenceStore", "glance_store_available", "open_reference"]
@@ -141,7 +144,12 @@ def open_reference(driver: str, options: Mapping[str, Any]) -> ReferenceStore:
         secret = {o.name for o in load_driver(driver).all_options() if o.secret}
         conf = cfg.ConfigOpts()
         glance_store.register_opts(conf)
-        conf([], project="glance-store-ng-reference")
+        conf(
+            [],
+            project="glance-store-ng-reference",
+            default_config_files=[],  # the options given, not whatever /etc/glance holds
+            default_config_dirs=[],
+        )
         for name, value in options.items():
             try:
                 conf.set_override(name, value, "glance_store")
@@ -168,13 +176,39 @@ def open_reference(driver: str, options: Mapping[str, Any]) -> ReferenceStore:
 
 def _adapt_file(options: dict[str, Any], workdir: Path) -> None:
     options.setdefault("filesystem_thin_provisioning", True)
+    datadirs = options.get("filesystem_store_datadirs")
+    if isinstance(datadirs, str):  # one line of a config file: oslo.config wants a list
+        options["filesystem_store_datadirs"] = datadirs = [datadirs]
+    if datadirs:  # glance_store refuses both, and its datadir has a default
+        options.setdefault("filesystem_store_datadir", None)
 
 
 def _adapt_rbd(options: dict[str, Any], workdir: Path) -> None:
-    source = Path(options.get("rbd_store_ceph_conf") or "/etc/ceph/ceph.conf")
+    options.setdefault("rbd_thin_provisioning", True)
+    source = _ceph_conf(options.get("rbd_store_ceph_conf") or "")
     ceph_conf = workdir / "ceph.conf"
-    ceph_conf.write_text(source.read_text() + "\n[client]\nrbd default features = 1\n")
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise ConfigError(
+            f"rbd_store_ceph_conf: cannot read {source}: {exc.strerror or exc}"
+        ) from None
+    ceph_conf.write_text(text + "\n[client]\nrbd default features = 1\n")
     options["rbd_store_ceph_conf"] = str(ceph_conf)
+
+
+def _ceph_conf(path: str) -> Path:
+    """The ceph.conf librados reads: ``path``, or else the first of its search path."""
+    if path:
+        return Path(path)
+    search = (os.environ.get("CEPH_CONF", ""), "/etc/ceph/ceph.conf", "~/.ceph/ceph.conf")
+    for candidate in (*search, "ceph.conf"):
+        if candidate and Path(candidate).expanduser().is_file():
+            return Path(candidate).expanduser()
+    raise ConfigError(
+        "rbd_store_ceph_conf is empty and librados' search path ($CEPH_CONF, "
+        "/etc/ceph/ceph.conf, ~/.ceph/ceph.conf, ./ceph.conf) has no ceph.conf: set it"
+    )
 
 
 def _adapt_swift(options: dict[str, Any], workdir: Path) -> Any:
@@ -190,12 +224,19 @@ def _adapt_swift(options: dict[str, Any], workdir: Path) -> Any:
         insecure = bool(ours.conf["swift_store_auth_insecure"])
     finally:
         ours.close()
-    if not options.get("swift_store_config_file"):
+    if options.get("swift_store_config_file"):  # glance_store does not look in the cwd
+        options["swift_store_config_file"] = os.path.abspath(options["swift_store_config_file"])
+    else:
         refs = workdir / "glance-swift.conf"
         refs.touch(mode=0o600)
+        fields = {
+            "auth_address": credentials.auth_address,
+            "user": credentials.user,
+            "key": credentials.key,
+            "auth_version": credentials.auth_version,
+        }
         refs.write_text(
-            f"[ref1]\nauth_address = {credentials.auth_address}\nuser = {credentials.user}\n"
-            f"key = {credentials.key}\nauth_version = {credentials.auth_version}\n"
+            "[ref1]\n" + "".join(f"{k} = {_ini_value(k, str(v))}\n" for k, v in fields.items())
         )
         options.update(swift_store_config_file=str(refs), default_swift_reference="ref1")
     # Its reference file holds them all; its own swift_store_auth_version accepts 3 only.
@@ -220,6 +261,17 @@ def _adapt_swift(options: dict[str, Any], workdir: Path) -> Any:
         )
 
     return connect
+
+
+def _ini_value(name: str, value: str) -> str:
+    """``value`` as glance_store's reference parser reads it back (% interpolated, quotes
+    stripped); one it cannot is refused without being shown (it may be the key)."""
+    if "\n" in value or value[:1] in ("'", '"'):
+        raise InvalidArgument(
+            f"glance_store's reference file cannot hold this {name} (a newline, or a leading "
+            "quote); compare with a swift_store_config_file reference of your own"
+        )
+    return value.replace("%", "%%")
 
 
 class _Connections:

@@ -170,3 +170,16 @@ def test_local_file_errors_are_one_line(run, tmp_path):
     err = done.stderr.decode()
     assert done.returncode == 1 and "No such file or directory" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_names_an_unknown_backend_before_measuring(run, tmp_path):
+    config = tmp_path / "glance-api.conf"
+    config.write_text(
+        "[DEFAULT]\nenabled_backends = fast:file\n[glance_store]\ndefault_backend = fast\n"
+        f"[fast]\nfilesystem_store_datadir = {tmp_path / 'images'}\n"
+    )
+    done = run("--config", str(config), "--backend", "cold", "bench", "--size", "1M",
+               "--no-compare", "--workdir", str(tmp_path), ok=False)  # fmt: skip
+    assert done.returncode == 1
+    assert "no backend 'cold'; enabled backends: fast" in done.stderr.decode()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("gsn-bench-")]

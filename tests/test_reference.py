@@ -38,3 +38,24 @@ def test_a_value_glance_store_rejects_is_named(tmp_path):
     options = {"filesystem_store_datadir": str(tmp_path), "filesystem_store_file_perm": "rw"}
     with pytest.raises(InvalidArgument, match="filesystem_store_file_perm = 'rw'"):
         open_reference("file", options)
+
+
+def test_one_datadirs_line_of_a_config_file_reaches_glance_store_whole(tmp_path):
+    options = {"filesystem_store_datadirs": f"{tmp_path}:100"}  # as read_ini gives one line
+    with open_reference("file", options) as theirs:
+        added = theirs.add(new_id(), io.BytesIO(b"x" * 1000), 1000)
+        assert added.location == f"file://{tmp_path}/{added.location.rsplit('/', 1)[1]}"
+        theirs.delete(added.location)
+
+
+def test_a_swift_key_its_reference_file_cannot_hold_is_refused_unshown():
+    options = {
+        "swift_store_auth_address": "http://127.0.0.1:9/auth/v1.0",
+        "swift_store_user": "test:tester",
+        "swift_store_key": "'s3cr3t",
+        "swift_store_auth_version": "1",
+        "swift_store_container": "images",
+    }
+    with pytest.raises(InvalidArgument, match="cannot hold this key") as raised:
+        open_reference("swift", options)
+    assert "s3cr3t" not in str(raised.value)

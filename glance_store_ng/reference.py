@@ -70,7 +70,8 @@ class Added(NamedTuple):
 
 class ReferenceStore:
     """One configured glance_store driver, used as our :class:`~glance_store_ng.Store` is:
-    ``add`` returns the location, ``get``, ``get_size`` and ``delete`` take it."""
+    ``add`` returns what was stored (with its ``location``); ``get``, ``get_size`` and
+    ``delete`` take that location URI."""
 
     def __init__(self, driver: str, store: Any, conf: Any, workdir: str) -> None:
         self.driver = driver

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from s3_servers import S3Server, server_named
+from s3_testing import S3Server, server_named
 from tcp_relay import Relay
 
 from glance_store_ng import errors, open_store

@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from glance_store_ng.errors import StoreError
 
-from .s3_errors import RetryPolicy, S3Context, error_code
+from .errors import RetryPolicy, S3Context, error_code
 
 __all__ = ["MAX_PARTS", "MultipartUpload", "PartBuffers", "abort_upload", "part_size_schedule"]
 

@@ -65,13 +65,13 @@ from glance_store_ng.errors import (
     StoreError,
 )
 from glance_store_ng.locations import Location, mask_uri
-from glance_store_ng.options import Option
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
 from glance_store_ng.store import Capabilities, Orphan, Store, check_image_id, clamp_range
 
-from .s3_errors import RetriesExhausted, RetryPolicy, S3Context, error_code, is_retryable
-from .s3_multipart import MultipartUpload, PartBuffers, abort_upload, part_size_schedule
+from .errors import RetriesExhausted, RetryPolicy, S3Context, error_code, is_retryable
+from .multipart import MultipartUpload, PartBuffers, abort_upload, part_size_schedule
+from .options import OPTIONS
 
 __all__ = ["S3Store"]
 
@@ -143,121 +143,7 @@ class S3Store(Store):
 
     schemes = SCHEMES
     CHUNK_SIZE_OPTION = "s3_store_chunk_size"
-    OPTIONS = (
-        Option(
-            "s3_store_host",
-            required=True,
-            help="The S3 endpoint: https://host[:port] or host[:port] (then http).",
-        ),
-        Option("s3_store_access_key", required=True, help="The access key id."),
-        Option("s3_store_secret_key", required=True, secret=True, help="The secret key."),
-        Option("s3_store_bucket", required=True, help="The bucket images are stored in."),
-        Option(
-            "s3_store_create_bucket_on_put",
-            "bool",
-            default=False,
-            help="Create the bucket on the first add when it does not exist.",
-        ),
-        Option(
-            "s3_store_bucket_url_format",
-            default="auto",
-            choices=("auto", "path", "virtual"),
-            help="Addressing: path (host/bucket/key), virtual (bucket.host/key) or auto.",
-        ),
-        Option("s3_store_region_name", default="", help="The region (default us-east-1)."),
-        Option("s3_store_cacert", default="", help="CA bundle to verify https with."),
-        Option(
-            "s3_store_large_object_size",
-            "int",
-            default=100,
-            min=0,
-            help="Images of this size in MB and larger go up as multipart uploads.",
-        ),
-        Option(
-            "s3_store_large_object_chunk_size",
-            "int",
-            default=10,
-            min=5,
-            max=5 * 1024,
-            help="The part size of multipart uploads, in MB (at least 5).",
-        ),
-        Option(
-            "s3_store_thread_pools",
-            "int",
-            default=10,
-            min=1,
-            max=256,
-            help="Parts of one image sent at once (memory: this + 1 parts).",
-        ),
-        Option(
-            "s3_store_part_checksum",
-            default="sha256",
-            choices=("sha256", "md5"),
-            help="How the server checks every request body: sha256, the SHA-256 that SigV4 "
-            "signs (x-amz-content-sha256), or md5, a Content-MD5 (the payload is then not "
-            "signed). Either way a damaged part is refused. sha256 costs less CPU where the "
-            "CPU has SHA extensions.",
-        ),
-        Option(
-            "s3_store_chunk_size",
-            "int",
-            default=1 << 20,
-            min=4096,
-            max=1 << 30,
-            help="Bytes per read from the image source and from the server (default 1 MiB).",
-        ),
-        Option(
-            "s3_store_max_attempts",
-            "int",
-            default=5,
-            min=1,
-            help="Tries of a request that failed in a way that may pass (throttling, 5xx, "
-            "dropped connections, timeouts); 1 disables retries.",
-        ),
-        Option(
-            "s3_store_retry_backoff",
-            "float",
-            default=0.5,
-            min=0,
-            help="Seconds: the first retry waits up to this, doubling each time (with jitter).",
-        ),
-        Option(
-            "s3_store_retry_max_backoff",
-            "float",
-            default=20.0,
-            min=0,
-            help="Seconds: the longest wait between two tries.",
-        ),
-        Option(
-            "s3_store_connect_timeout", "float", default=10.0, min=0.1, help="Seconds to connect."
-        ),
-        Option(
-            "s3_store_read_timeout",
-            "float",
-            default=60.0,
-            min=0.1,
-            help="Seconds to wait for the server's next bytes.",
-        ),
-        Option(
-            "s3_store_enable_data_integrity_protection",
-            "bool",
-            default=False,
-            help="As glance_store: let botocore add its own checksums (when_supported). "
-            "Content-MD5 is always sent and checked.",
-        ),
-        Option(
-            "s3_store_request_checksum_calculation",
-            default="when_required",
-            choices=("when_required", "when_supported"),
-            help="botocore's request_checksum_calculation, with data integrity protection on.",
-        ),
-        Option(
-            "s3_store_response_checksum_validation",
-            default="when_required",
-            choices=("when_required", "when_supported"),
-            help="botocore's response_checksum_validation, with data integrity protection on.",
-        ),
-    )
+    OPTIONS = OPTIONS
 
     def configure(self) -> None:
         conf = self.conf

@@ -6,35 +6,15 @@ import hashlib
 import io
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from file_testing import FilesystemFixture, path_of
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.store import Store
-from glance_store_ng.testing import StoreConformance, StoreFixture
+from glance_store_ng.testing import StoreConformance
 from glance_store_ng.testing.conformance import mostly_zero, new_id, random_bytes
-
-
-class FilesystemFixture(StoreFixture):
-    @pytest.fixture
-    def make_store(self, tmp_path) -> Callable[..., Store]:
-        def make(**options) -> Store:
-            options.setdefault("filesystem_store_datadir", str(tmp_path / "images"))
-            return open_store("file", options)
-
-        return make
-
-    def backend_listing(self, store: Store) -> set[str]:
-        return {
-            os.path.join(root, name)
-            for datadir in store.datadirs
-            for root, _, files in os.walk(datadir.path)
-            for name in files
-        }
-
-    def allocated_bytes(self, store: Store, location: str) -> int:
-        return os.stat(location.removeprefix("file://")).st_blocks * 512
 
 
 class TestFilesystemConformance(StoreConformance, FilesystemFixture):
@@ -47,10 +27,6 @@ class TestThickFilesystemConformance(StoreConformance, FilesystemFixture):
     @pytest.fixture
     def store(self, make_store):
         return make_store(filesystem_thin_provisioning=False, filesystem_store_chunk_size=65536)
-
-
-def path_of(location: str) -> str:
-    return location.removeprefix("file://")
 
 
 def test_thick_store_writes_zeros(tmp_path):

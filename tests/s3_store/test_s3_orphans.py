@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from s3_servers import S3Server
+from s3_testing import S3Server
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.store import Orphan, Store

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .rbd_cluster import rbd
+from .cluster import rbd
 
 __all__ = ["ADDING_KEY", "HEARTBEAT", "AddMark", "mark_time", "marked_images"]
 

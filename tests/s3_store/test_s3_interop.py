@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from bench_testing import bench_beside_glance_store
-from s3_servers import S3Server
+from s3_testing import S3Server
 
 from glance_store_ng import open_store
 from glance_store_ng.reference import open_reference

@@ -13,7 +13,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
-from glance_store_ng.drivers.s3_errors import RetriesExhausted, RetryPolicy, S3Context, is_retryable
+from glance_store_ng.drivers.s3.errors import RetriesExhausted, RetryPolicy, S3Context, is_retryable
 
 from glance_store_ng import errors
 

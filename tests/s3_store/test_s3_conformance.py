@@ -8,7 +8,7 @@ that the suite's images (a few chunks long) take 2 or 3 parts.
 
 from __future__ import annotations
 
-from s3_servers import S3Fixture
+from s3_testing import S3Fixture
 
 from glance_store_ng.testing import StoreConformance
 

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .rbd_cluster import rados, rbd
+from .cluster import rados, rbd
 
 __all__ = ["ImageWriter", "ObjectWriter", "direct_writes_possible"]
 

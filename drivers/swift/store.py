@@ -61,20 +61,20 @@ from glance_store_ng.errors import (
     StoreError,
 )
 from glance_store_ng.locations import Location
-from glance_store_ng.options import Option
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
 from glance_store_ng.store import Capabilities, Orphan, Store
 
-from .swift_connection import Account, ConnectionSettings, Credentials, HTTPError, swift_errors
-from .swift_large_objects import (
+from .account import Account, ConnectionSettings, Credentials, HTTPError, swift_errors
+from .large_objects import (
     DEFAULT_MAX_MANIFEST_SEGMENTS,
     SegmentedUpload,
     delete_object,
 )
-from .swift_locations import SCHEMES, SwiftLocation, parse_swift_location, strip_scheme
-from .swift_orphans import find_orphan_uploads, remove_orphan_upload, segment_containers
-from .swift_reader import object_size, open_object
+from .locations import SCHEMES, SwiftLocation, parse_swift_location, strip_scheme
+from .options import OPTIONS
+from .orphans import find_orphan_uploads, remove_orphan_upload, segment_containers
+from .reader import object_size, open_object
 
 __all__ = ["SwiftStore"]
 
@@ -88,89 +88,7 @@ class SwiftStore(Store):
     """Images as objects in OpenStack Swift (single-tenant: one account holds every image)."""
 
     schemes = SCHEMES
-    OPTIONS = (
-        Option("swift_store_auth_address", help="Auth address, e.g. http://host:8080/auth/v1.0."),
-        Option("swift_store_user", help="User: account:user (tempauth) or project:user (v3)."),
-        Option("swift_store_key", secret=True, help="The user's key or password."),
-        Option(
-            "swift_store_auth_version",
-            default="3",
-            choices=("1", "3"),
-            help="1: v1 auth (tempauth, swauth); 3: Keystone v3 (needs keystoneauth1).",
-        ),
-        Option(
-            "swift_store_config_file",
-            help="INI file of credential references; locations are then swift+config://REF/...",
-        ),
-        Option(
-            "default_swift_reference",
-            default="ref1",
-            help="The reference of swift_store_config_file that adds use.",
-        ),
-        Option("swift_store_container", default="glance", help="Container images go to."),
-        Option(
-            "swift_store_multiple_containers_seed",
-            "int",
-            default=0,
-            min=0,
-            max=32,
-            help="Spread images over <container>_<first N characters of the id> (0: one).",
-        ),
-        Option(
-            "swift_store_create_container_on_put",
-            "bool",
-            default=False,
-            help="Create a missing container on add.",
-        ),
-        Option(
-            "swift_store_large_object_size",
-            "int",
-            default=5120,
-            min=1,
-            help="MiB: larger images are stored as Static Large Objects.",
-        ),
-        Option(
-            "swift_store_large_object_chunk_size",
-            "int",
-            default=32,
-            min=1,
-            max=5120,
-            help="MiB per segment of a large object (memory: this x (concurrency + 1)).",
-        ),
-        Option(
-            "swift_store_upload_concurrency",
-            "int",
-            default=4,
-            min=1,
-            max=64,
-            help="Segments sent at the same time.",
-        ),
-        Option(
-            "swift_store_retry_get_count",
-            "int",
-            default=3,
-            min=0,
-            help="How many times a GET broken mid-stream resumes from the last byte received.",
-        ),
-        Option("swift_store_cacert", help="CA bundle that signs the servers' certificates."),
-        Option(
-            "swift_store_auth_insecure",
-            "bool",
-            default=False,
-            help="Do not verify the servers' TLS certificates.",
-        ),
-        Option("swift_store_endpoint", help="Storage URL to use instead of the one auth returns."),
-        Option("swift_store_region", help="Region of the object-store endpoint (v3)."),
-        Option("swift_store_endpoint_type", default="publicURL", help="Catalog interface (v3)."),
-        Option("swift_store_service_type", default="object-store", help="Catalog type (v3)."),
-        Option(
-            "swift_store_timeout",
-            "float",
-            default=60.0,
-            min=0.1,
-            help="Seconds to wait for the server to answer or send data.",
-        ),
-    )
+    OPTIONS = OPTIONS
 
     # -- configuration ---------------------------------------------------------------------
 

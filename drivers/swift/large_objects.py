@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote
 
 from glance_store_ng.errors import AlreadyExists, ChecksumMismatch, Retry, StoreError
 
-from .swift_connection import Account, HTTPError, swift_errors
+from .account import Account, HTTPError, swift_errors
 
 __all__ = [
     "SegmentedUpload",

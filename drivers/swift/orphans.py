@@ -25,8 +25,8 @@ from typing import Any
 from glance_store_ng.errors import BadLocation, InUse
 from glance_store_ng.store import Orphan
 
-from .swift_connection import Account, HTTPError, swift_errors
-from .swift_large_objects import list_entries, segment_container
+from .account import Account, HTTPError, swift_errors
+from .large_objects import list_entries, segment_container
 
 __all__ = ["find_orphan_uploads", "remove_orphan_upload", "segment_containers"]
 

@@ -37,15 +37,15 @@ from typing import Any
 
 from glance_store_ng.errors import BadLocation, ConfigError, InUse, Retry
 from glance_store_ng.locations import Location
-from glance_store_ng.options import Option
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
 from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range
 
-from .rbd_cluster import Cluster, ceph_errors, rbd
-from .rbd_orphans import AddMark, mark_time, marked_images
-from .rbd_reader import read_chunks
-from .rbd_writers import ImageWriter, ObjectWriter, direct_writes_possible
+from .cluster import Cluster, ceph_errors, rbd
+from .options import OPTIONS
+from .orphans import AddMark, mark_time, marked_images
+from .reader import read_chunks
+from .writers import ImageWriter, ObjectWriter, direct_writes_possible
 
 __all__ = ["RbdStore", "RbdLocation", "SNAPSHOT"]
 
@@ -85,54 +85,7 @@ class RbdStore(Store):
     """Images as RBD images in one Ceph pool."""
 
     schemes = ("rbd",)
-    OPTIONS = (
-        Option("rbd_store_pool", "str", default="images", help="The RADOS pool images go to."),
-        Option(
-            "rbd_store_user",
-            "str",
-            default="",
-            help="The cephx user, without 'client.' (empty: librados' default, client.admin).",
-        ),
-        Option(
-            "rbd_store_ceph_conf",
-            "str",
-            default="",
-            help="The ceph.conf naming the monitors and the keyring (empty: librados' search).",
-        ),
-        Option(
-            "rbd_store_chunk_size",
-            "int",
-            default=8,
-            min=1,
-            max=32,
-            help="MiB per RBD object and per write; a power of two (default 8).",
-        ),
-        Option(
-            "rados_connect_timeout",
-            "int",
-            default=30,
-            help="Seconds to reach the cluster and per operation; below 0: librados' defaults.",
-        ),
-        Option(
-            "rbd_thin_provisioning",
-            "bool",
-            default=True,
-            help="Do not write all-zero blocks: images stay thin.",
-        ),
-        Option(
-            "rbd_store_namespace",
-            "str",
-            default="",
-            help="A RADOS namespace of the pool to keep the images in (default: none).",
-        ),
-        Option(
-            "rbd_store_direct_writes",
-            "bool",
-            default=True,
-            help="Write a new image's data objects in one operation per object "
-            "(off: through librbd, one write per data extent).",
-        ),
-    )
+    OPTIONS = OPTIONS
 
     def configure(self) -> None:
         chunk = self.conf["rbd_store_chunk_size"]

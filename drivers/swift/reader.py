@@ -18,7 +18,7 @@ from glance_store_ng.errors import BackendUnavailable, Retry, StoreError
 from glance_store_ng.reader import ImageReader
 from glance_store_ng.store import clamp_range
 
-from .swift_connection import _CONNECTION_ERRORS, Account, HTTPError, StreamedResponse, swift_errors
+from .account import _CONNECTION_ERRORS, Account, HTTPError, StreamedResponse, swift_errors
 
 __all__ = ["open_object"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
@@ -115,7 +115,6 @@ class Option:
     choices: tuple[Any, ...] = ()
     min: float | None = None
     max: float | None = None
-    deprecated_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if self.type not in _PARSERS:
@@ -168,11 +167,7 @@ def resolve_options(
     Unknown names raise ConfigError (with a close match when there is one).
     Missing required options raise ConfigError.
     """
-    by_name: dict[str, Option] = {}
-    for option in declared:
-        by_name[option.name] = option
-        for old in option.deprecated_names:
-            by_name[old] = option
+    by_name = {option.name: option for option in declared}
     values: dict[str, Any] = {}
     for name, raw in given.items():
         option = by_name.get(name)

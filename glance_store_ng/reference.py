@@ -220,7 +220,7 @@ def _adapt_swift(options: dict[str, Any], workdir: Path) -> Any:
 
     ours = open_store("swift", options)  # resolves the credentials as our driver does
     try:
-        credentials = ours.account.credentials
+        credentials = ours.credentials
         cacert = ours.conf["swift_store_cacert"] or None
         insecure = bool(ours.conf["swift_store_auth_insecure"])
     finally:

@@ -46,10 +46,6 @@ class SwiftLocation:
         return self.scheme == "swift+config"
 
     @property
-    def http_scheme(self) -> str:
-        return "http" if self.scheme == "swift+http" else "https"
-
-    @property
     def path(self) -> str:
         return f"{self.container}/{self.obj}"
 

@@ -203,6 +203,11 @@ class SwiftStore(Store):
             return account
 
     @property
+    def credentials(self) -> Credentials:
+        """The credentials adds write with (the inline options, or the default reference)."""
+        return self.account.credentials
+
+    @property
     def capabilities(self) -> Capabilities:
         return Capabilities(read_range=True, unknown_size=True, thin=False)
 

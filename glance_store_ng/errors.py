@@ -11,7 +11,10 @@ masked), the limit that was hit.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import errno
+from collections.abc import Callable, Iterator, Mapping
 
 __all__ = [
     "AlreadyExists",
@@ -29,6 +32,9 @@ __all__ = [
     "SizeMismatch",
     "StorageFull",
     "StoreError",
+    "error_for_errno",
+    "error_for_status",
+    "translated",
 ]
 
 
@@ -118,3 +124,93 @@ class PermissionDenied(StoreError, PermissionError):
 
 class InUse(StoreError):
     """The image is in use (for example an RBD snapshot with clones) and was left intact."""
+
+
+# -- what every driver's error boundary shares ------------------------------------------------
+
+#: The error an errno means, for the backends that report errnos (files, Ceph).
+ERRNO_ERRORS: Mapping[int, type[StoreError]] = {
+    errno.ENOENT: NotFound,
+    errno.EEXIST: AlreadyExists,
+    errno.EACCES: PermissionDenied,
+    errno.EPERM: PermissionDenied,
+    errno.EROFS: PermissionDenied,
+    errno.ENOSPC: StorageFull,
+    errno.EDQUOT: StorageFull,
+    errno.EFBIG: StorageFull,
+    errno.EBUSY: InUse,
+    errno.ENOTEMPTY: InUse,
+    errno.EIO: BackendUnavailable,
+    errno.ESTALE: BackendUnavailable,
+    errno.EAGAIN: BackendUnavailable,
+    errno.ETIMEDOUT: BackendUnavailable,
+    errno.ENOTCONN: BackendUnavailable,
+    errno.ESHUTDOWN: BackendUnavailable,
+    errno.ECONNREFUSED: BackendUnavailable,
+    errno.ECONNRESET: BackendUnavailable,
+    errno.EHOSTUNREACH: BackendUnavailable,
+}
+
+#: The error an HTTP status means, for the backends that answer in HTTP (S3, Swift).
+#: Any other 5xx is BackendUnavailable too; any other status a plain StoreError.
+HTTP_STATUS_ERRORS: Mapping[int, type[StoreError]] = {
+    401: PermissionDenied,
+    403: PermissionDenied,
+    404: NotFound,
+    408: BackendUnavailable,
+    413: StorageFull,
+    429: BackendUnavailable,
+    499: BackendUnavailable,
+    507: StorageFull,
+}
+
+
+def _error(
+    kind: type[StoreError], reason: str, hints: Mapping[type[StoreError], str]
+) -> StoreError:
+    hint = hints.get(kind)
+    return kind(f"{reason}; {hint}" if hint else reason)
+
+
+def error_for_errno(
+    code: int | None, reason: str, hints: Mapping[type[StoreError], str] | None = None
+) -> StoreError:
+    """The error for ``code`` (an errno, sign ignored), saying ``reason`` and the driver's hint
+    for that kind of error (``hints``: error class -> how to fix it)."""
+    kind = ERRNO_ERRORS.get(abs(code), StoreError) if isinstance(code, int) else StoreError
+    return _error(kind, reason, hints or {})
+
+
+def error_for_status(
+    status: int, reason: str, hints: Mapping[type[StoreError], str] | None = None
+) -> StoreError:
+    """The error for an HTTP ``status``, saying ``reason`` and the driver's hint for its kind."""
+    kind = HTTP_STATUS_ERRORS.get(status)
+    if kind is None:
+        kind = BackendUnavailable if status >= 500 else StoreError
+    return _error(kind, reason, hints or {})
+
+
+@contextlib.contextmanager
+def translated(
+    translate: Callable[[Exception], StoreError | None], *, keep_cause: bool = False
+) -> Iterator[None]:
+    """A driver's one error boundary: an exception ``translate`` maps becomes that StoreError.
+
+    A StoreError, and what ``translate`` returns None for (the caller's own
+    exceptions, KeyboardInterrupt), pass through unchanged. ``keep_cause``
+    chains the original (``raise ... from exc``) so tracebacks keep it: only
+    for causes that cannot hold a secret (OSError, rados), never for an HTTP
+    client's, whose messages may echo credentials.
+    """
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:
+        error = translate(exc)
+        if error is None:
+            raise
+        if keep_cause:
+            raise error from exc
+        raise error from None

@@ -1,11 +1,18 @@
-"""ImageReader: what ``Store.get`` returns."""
+"""ImageReader, what ``Store.get`` returns; ResumingReader, the ranged reads that resume."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
 
-__all__ = ["ImageReader"]
+from .errors import Retry, StoreError
+from .retry import RetryPolicy, exhausted
+
+__all__ = ["ImageReader", "OpenRange", "RangeStream", "ResumingReader"]
 
 
 class ImageReader:
@@ -65,3 +72,114 @@ def _release(chunks: Iterator[bytes], close: Callable[[], None] | None) -> None:
     finally:
         if close is not None:
             close()
+
+
+class RangeStream(Protocol):
+    """What ``open_range`` returns: a body being received."""
+
+    def read(self, amount: int) -> bytes:
+        """Up to ``amount`` bytes; b"" at the end of the answer."""
+
+    def close(self) -> None:
+        """Release the connection (the answer may be unread)."""
+
+
+#: ``open_range(start, end) -> (stream, etag)``: an answer with bytes ``start``..``end``
+#: (end exclusive) of the object, and the object's ETag (None when the backend has none).
+OpenRange = Callable[[int, int], tuple[RangeStream, "str | None"]]
+
+
+class ResumingReader:
+    """Bytes ``start``..``end`` of one object, read through ranged requests that resume.
+
+    A stream that breaks (a reset, a timeout, an answer that ends early) is
+    opened again from the first byte not yet received, with ``open_range``,
+    while the driver's ``boundary`` says the failure is TEMPORARY and the
+    ``policy`` allows another try; the count starts again once bytes arrive.
+    The caller sees one uninterrupted stream. A resumed answer must carry the
+    ETag of the first one: if the object was replaced meanwhile the read fails
+    rather than splice two images. When the tries are spent, the last error is
+    raised marked EXHAUSTED.
+
+    ``boundary(what)`` is the driver's error boundary: a context manager that
+    turns its client's exceptions into :mod:`glance_store_ng.errors`; ``what``
+    names the read in its messages, after the store's ``label``.
+    """
+
+    def __init__(
+        self,
+        open_range: OpenRange,
+        start: int,
+        end: int,
+        *,
+        chunk_size: int,
+        policy: RetryPolicy,
+        boundary: Callable[[str], AbstractContextManager[None]],
+        what: str,
+        label: str,
+        first: tuple[RangeStream, str | None] | None = None,
+    ) -> None:
+        self._open_range = open_range
+        self.pos = start
+        self.end = end
+        self._chunk_size = chunk_size
+        self._policy = policy
+        self._boundary = boundary
+        self._what = what
+        self._label = label
+        self._stream: RangeStream | None = None
+        self.etag: str | None = None
+        if first is not None:
+            self._stream, self.etag = first
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes, in chunks of at most ``chunk_size``."""
+        failures, failing_since = 0, 0.0
+        try:
+            while self.pos < self.end:
+                try:
+                    piece = self._read()
+                except StoreError as exc:
+                    self.close()
+                    if exc.retry is not Retry.TEMPORARY:
+                        raise
+                    failures += 1
+                    if failures == 1:
+                        failing_since = time.monotonic()
+                    if failures >= self._policy.attempts:
+                        seconds = time.monotonic() - failing_since
+                        raise exhausted(exc, failures, seconds) from exc.__cause__
+                    self._policy.wait(failures, f"{self._what} at byte {self.pos}", exc)
+                    continue
+                failures = 0
+                self.pos += len(piece)
+                yield piece
+        finally:
+            self.close()
+
+    def _read(self) -> bytes:
+        with self._boundary(self._what):
+            if self._stream is None:
+                stream, etag = self._open_range(self.pos, self.end)
+                if self.etag is None:
+                    self.etag = etag
+                elif etag is not None and etag != self.etag:
+                    stream.close()
+                    raise StoreError(
+                        f"{self._label}: {self._what}: the object changed while it was being "
+                        f"read (ETag {self.etag}, then {etag}); read it again"
+                    )
+                self._stream = stream
+            piece = self._stream.read(min(self._chunk_size, self.end - self.pos))
+            if not piece:
+                raise ConnectionResetError(
+                    f"the answer ended at byte {self.pos}, before byte {self.end}"
+                )
+            return piece
+
+    def close(self) -> None:
+        """Release the connection of the stream being read, if any."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()

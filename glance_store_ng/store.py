@@ -46,17 +46,23 @@ from .options import COMMON_OPTIONS, Option, mask_options, resolve_options
 from .pipeline import DEFAULT_CHUNK_SIZE, ZERO_BLOCK_SIZE, Ingest
 from .reader import ImageReader
 
-__all__ = ["AddResult", "Capabilities", "Orphan", "Store", "check_image_id"]
+__all__ = ["AddResult", "Capabilities", "Orphan", "Store", "check_image_id", "is_image_id"]
 
 LOG = logging.getLogger("glance_store_ng")
 
 # Glance uses UUIDs; any id that is one safe path component, URI segment and object name is fine.
-_IMAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,254}$")
+_IMAGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,254}")
+
+
+def is_image_id(name: object) -> bool:
+    """True when ``name`` is a valid image id: safe as a file name, an object key and a URI
+    segment. Drivers use it to tell their images (and orphans) from other names."""
+    return isinstance(name, str) and _IMAGE_ID.fullmatch(name) is not None
 
 
 def check_image_id(image_id: str) -> str:
-    """``image_id`` if it is safe as a file name, an object key and a URI segment."""
-    if not isinstance(image_id, str) or not _IMAGE_ID.match(image_id):
+    """``image_id`` if it is valid (:func:`is_image_id`), else InvalidArgument."""
+    if not is_image_id(image_id):
         raise InvalidArgument(
             f"image id {image_id!r} is not valid: use 1-255 letters, digits, '.', '_', '~' or "
             "'-', starting with a letter or digit (Glance uses UUIDs)"

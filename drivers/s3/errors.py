@@ -1,14 +1,11 @@
-"""The S3 driver's one error boundary, and its retry policy.
+"""The S3 driver's one error boundary: botocore's exceptions into :mod:`glance_store_ng.errors`.
 
-:func:`s3_errors` translates botocore's exceptions into
-:mod:`glance_store_ng.errors`; every call the driver makes to the server goes
-through it. :class:`RetryPolicy` retries a call with exponential backoff and
-full jitter, but only when the same request may succeed if sent again:
-throttling, 5xx answers, connection resets, refused connections and timeouts.
-A 4xx answer (a bad request, credentials, a missing key) is never retried.
-When the retries are spent on a server that is down or failing, the error is
-BackendUnavailable with ``retry`` TEMPORARY: the server may come back, and the
-caller may try again later.
+:meth:`S3Context.errors` wraps every call the driver makes to the server.
+Throttling, 5xx answers, connection resets, refused connections and timeouts
+become TEMPORARY errors, which the store's :class:`~glance_store_ng.retry.RetryPolicy`
+tries again; a 4xx answer (a bad request, credentials, a missing key) is
+PERMANENT. A body damaged on its way is ChecksumMismatch, TEMPORARY: the part
+is sent again from its buffer.
 
 Messages name the bucket, the key and the access key id; they never hold the
 secret key (it is masked even if a server were to echo it back).
@@ -16,14 +13,10 @@ secret key (it is masked even if a server were to echo it back).
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import random
-import time
-from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TypeVar
 
+import urllib3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -47,12 +40,11 @@ from glance_store_ng.errors import (
     Retry,
     StorageFull,
     StoreError,
+    error_for_status,
+    translated,
 )
 
-__all__ = ["RetriesExhausted", "RetryPolicy", "S3Context", "error_code", "is_retryable"]
-
-LOG = logging.getLogger("glance_store_ng.drivers.s3")
-T = TypeVar("T")
+__all__ = ["S3Context", "error_code", "is_retryable"]
 
 #: Error codes that mean "slow down": retried whatever their HTTP status.
 THROTTLING_CODES = frozenset(
@@ -104,58 +96,7 @@ def is_retryable(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (BotoConnectionError, HTTPClientError, IncompleteReadError)):
         return True
-    return isinstance(exc, (ConnectionError, TimeoutError))
-
-
-class RetriesExhausted(Exception):
-    """A retryable failure that persisted through every attempt allowed."""
-
-    def __init__(self, last: BaseException, attempts: int, seconds: float) -> None:
-        super().__init__(str(last))
-        self.last = last
-        self.attempts = attempts
-        self.seconds = seconds
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Up to ``attempts`` tries; before try n+1 sleep uniform(0, min(cap, base * 2**(n-1)))."""
-
-    attempts: int = 5
-    base: float = 0.5
-    cap: float = 20.0
-
-    def delay(self, attempt: int) -> float:
-        """The sleep before the next try, after ``attempt`` tries failed (full jitter)."""
-        return random.uniform(0.0, min(self.cap, self.base * (2 ** (attempt - 1))))
-
-    def call(self, fn: Callable[[], T], what: str = "request") -> T:
-        """``fn()``, retried while it fails in a retryable way; RetriesExhausted at the end.
-
-        Non-retryable exceptions propagate at once, unchanged.
-        """
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return fn()
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                if attempt >= self.attempts:
-                    raise RetriesExhausted(exc, attempt, time.monotonic() - started) from exc
-                delay = self.delay(attempt)
-                LOG.debug(
-                    "%s failed (%s: %s); try %d of %d in %.2fs",
-                    what,
-                    type(exc).__name__,
-                    _describe(exc),
-                    attempt + 1,
-                    self.attempts,
-                    delay,
-                )
-                time.sleep(delay)
+    return isinstance(exc, (ConnectionError, TimeoutError, urllib3.exceptions.HTTPError))
 
 
 def _describe(exc: BaseException) -> str:
@@ -180,30 +121,20 @@ class S3Context:
         """``text`` with the secret key masked, should a server or library echo it."""
         return text.replace(self.secret_key, "***") if self.secret_key else text
 
-    @contextlib.contextmanager
-    def errors(self, what: str) -> Iterator[None]:
+    def errors(self, what: str) -> AbstractContextManager[None]:
         """Translate botocore's exceptions into the store's errors: the driver's one boundary.
 
         ``what`` says what was being done ("reading s3://host/bucket/id").
-        StoreError and exceptions that are not botocore's (the caller's source,
+        StoreError and exceptions that are not the client's (the caller's source,
         KeyboardInterrupt) pass through unchanged.
         """
-        try:
-            yield
-        except StoreError:
-            raise
-        except RetriesExhausted as exc:
-            raise self.translate(exc.last, what, exc) from None
-        except (ClientError, BotoCoreError) as exc:
-            raise self.translate(exc, what, None) from None
+        return translated(lambda exc: self.translate(exc, what))
 
-    def translate(
-        self, exc: BaseException, what: str, exhausted: RetriesExhausted | None
-    ) -> StoreError:
-        """The StoreError for ``exc``, met while doing ``what``."""
+    def translate(self, exc: BaseException, what: str) -> StoreError | None:
+        """The StoreError for ``exc``, met while doing ``what``; None if it is not the client's."""
+        if not isinstance(exc, (BotoCoreError, ClientError)) and not is_retryable(exc):
+            return None
         reason = self.scrub(f"{self.label}: {what}: {_describe(exc)}")
-        if exhausted is not None and exhausted.attempts > 1:
-            reason += f" (gave up after {exhausted.attempts} attempts in {exhausted.seconds:.1f}s)"
         if isinstance(exc, ClientError):
             code, status = error_code(exc)
             if code == "NoSuchBucket":
@@ -211,23 +142,20 @@ class S3Context:
                     f"{reason}; bucket {self.bucket!r} does not exist at {self.endpoint}: create "
                     "it or set s3_store_create_bucket_on_put = true"
                 )
-            if code in _FULL_CODES or status == 507:
+            if code in _FULL_CODES:
                 return StorageFull(reason)
             if code in _DIGEST_CODES:
                 return ChecksumMismatch(
                     f"{reason}; the data was damaged on its way to the server",
                     retry=Retry.TEMPORARY,
                 )
-            if code in _NOT_FOUND_CODES or status == 404:
+            if code in _NOT_FOUND_CODES:
                 return NotFound(reason)
-            if code in _DENIED_CODES or status in (401, 403):
-                return PermissionDenied(
-                    f"{reason}; check s3_store_access_key ({self.access_key!r}) and "
-                    f"s3_store_secret_key, and that this key may use bucket {self.bucket!r}"
-                )
+            if code in _DENIED_CODES:
+                status = 403
             if is_retryable(exc):
                 return BackendUnavailable(reason)
-            return StoreError(reason)
+            return error_for_status(status, reason, self._hints)
         if isinstance(exc, SSLError):
             return BackendUnavailable(
                 f"{reason}; check s3_store_host and s3_store_cacert", retry=Retry.PERMANENT
@@ -246,3 +174,10 @@ class S3Context:
         if isinstance(exc, ParamValidationError):
             return InvalidArgument(reason)
         return StoreError(reason)
+
+    @property
+    def _hints(self) -> dict[type[StoreError], str]:
+        return {
+            PermissionDenied: f"check s3_store_access_key ({self.access_key!r}) and "
+            f"s3_store_secret_key, and that this key may use bucket {self.bucket!r}"
+        }

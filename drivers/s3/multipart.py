@@ -1,19 +1,19 @@
-"""S3 multipart uploads: parts sent in parallel, memory bounded, aborted on any failure.
+"""S3's side of an upload in parts: one PUT, or a multipart upload.
 
-:class:`PartBuffers` hands out at most ``limit`` reusable part buffers: the add
-fills one while the others are on their way to the server, so memory stays at
-``limit x part size`` whatever the image size, and a slow server makes the
-reader wait instead of buffering more.
-
-:class:`MultipartUpload` sends each part from a thread pool with a digest the
-server checks (the part is refused when its bytes do not match): the SHA-256
-that SigV4 signs (``x-amz-content-sha256``, botocore computes it) or, with
-``content_md5``, a Content-MD5 computed here. A failed part is retried from the
-buffer it still holds, never from the consumed stream. Its
-:meth:`~MultipartUpload.abort` stops the pool, waits for the parts in flight
-and aborts the upload, so a failed add leaves neither an object nor a pending
-upload. ETags are only handed back to the server, never compared to an md5
-(a multipart ETag is not one).
+:class:`S3Upload` is the :class:`~glance_store_ng.part_writer.PartUpload` of
+one add. The core's PartWriter re-chunks the image, sends the parts in
+parallel with bounded memory and retries each from its buffer; this module
+says how each request looks on S3. Every request body is checked by the
+server (the part is refused when its bytes do not match): the SHA-256 that
+SigV4 signs (``x-amz-content-sha256``, botocore computes it) or, with
+``s3_store_part_checksum = md5``, a Content-MD5 computed here; a single PUT
+carries the image's own md5 as Content-MD5 too. The PUT and the completion ask
+the server not to replace an object that appeared meanwhile (If-None-Match),
+and an object carries the add's random token in its metadata, so a retried
+request can tell its own work from someone else's. :meth:`S3Upload.abort`
+aborts the multipart upload and removes an object the add may have created.
+ETags are only handed back to the server, never compared to an md5 (a
+multipart ETag is not one).
 """
 
 from __future__ import annotations
@@ -21,25 +21,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import queue
-import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from glance_store_ng.errors import StoreError
+from glance_store_ng.errors import AlreadyExists
 
-from .errors import RetryPolicy, S3Context, error_code
+from .errors import error_code
 
-__all__ = ["MAX_PARTS", "MultipartUpload", "PartBuffers", "abort_upload", "part_size_schedule"]
+if TYPE_CHECKING:
+    from .store import S3Store
+
+__all__ = ["ADD_TOKEN", "MAX_PARTS", "S3Upload", "abort_upload", "part_size_schedule"]
 
 LOG = logging.getLogger("glance_store_ng.drivers.s3")
 
 MiB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on the parts of one upload
 _GROWTH_EVERY = 1_000  # unknown size: the part size doubles every this many parts
+#: Object metadata naming the add that wrote it: a retried request can tell its own work.
+ADD_TOKEN = "glance-store-ng-add"
 
 
 def abort_upload(client: Any, bucket: str, key: str, upload_id: str) -> None:
@@ -66,116 +68,108 @@ def part_size_schedule(part_size: int, declared_size: int | None) -> Callable[[i
     return lambda number: part_size << ((number - 1) // _GROWTH_EVERY)
 
 
-class PartBuffers:
-    """At most ``limit`` reusable bytearrays; :meth:`get` waits for one to come back."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._made = 0
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-
-    def get(self, size: int) -> bytearray:
-        """A buffer of exactly ``size`` bytes, reused when one is free."""
-        if self._made < self.limit:
-            self._made += 1
-            return bytearray(size)
-        buffer = self._free.get()
-        return buffer if len(buffer) == size else bytearray(size)
-
-    def put(self, buffer: bytearray) -> None:
-        """Give ``buffer`` back (from any thread)."""
-        self._free.put(buffer)
+def _body(data: memoryview) -> bytes | bytearray:
+    """What botocore sends (it takes no memoryview): the buffer itself when whole."""
+    whole = data.obj
+    if isinstance(whole, (bytes, bytearray)) and len(whole) == data.nbytes:
+        return whole
+    return bytes(data)
 
 
-class MultipartUpload:
-    """One multipart upload of ``key``: started by the constructor, then submit, complete/abort."""
+class S3Upload:
+    """The upload of one image, ``key``, by the add holding ``token``.
 
-    def __init__(
-        self,
-        client: Any,
-        context: S3Context,
-        policy: RetryPolicy,
-        *,
-        key: str,
-        metadata: dict[str, str],
-        threads: int,
-        buffers: PartBuffers,
-        start: Callable[[Callable[[], Any]], Any],
-        content_md5: bool = False,
-    ) -> None:
-        self.client = client
-        self.context = context
-        self.policy = policy
-        self.bucket = context.bucket
+    ``md5_hex()`` is the image's md5, known once the data has all been read.
+    """
+
+    def __init__(self, store: S3Store, key: str, token: str, md5_hex: Callable[[], str]) -> None:
+        self.store = store
+        self.client = store.client
+        self.bucket = store.bucket
         self.key = key
-        self.buffers = buffers
-        self.content_md5 = content_md5
-        self.parts: list[Future[dict[str, Any]]] = []
-        self.error: BaseException | None = None
-        self._cancelled = threading.Event()
-        created = start(
-            lambda: client.create_multipart_upload(Bucket=self.bucket, Key=key, Metadata=metadata)
-        )
-        self.upload_id: str = created["UploadId"]
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="glance_store_ng-s3-part")
-        LOG.debug("%s: multipart upload %s of %s started", context.label, self.upload_id, key)
+        self.uri = store.uri_of(key)
+        self.token = token
+        self.md5_hex = md5_hex
+        self.upload_id: str | None = None
+        self._committing = False
 
-    def submit(self, number: int, buffer: bytearray, length: int) -> None:
-        """Send the first ``length`` bytes of ``buffer`` as part ``number``; the buffer goes
-        back to the PartBuffers once sent. Raises the error of a part that already failed."""
-        self.raise_failure()
-        try:
-            self.parts.append(self._pool.submit(self._send_part, number, buffer, length))
-        except BaseException:
-            self.buffers.put(buffer)
-            raise
+    # -- one PUT -----------------------------------------------------------------------------
 
-    def raise_failure(self) -> None:
-        """Raise the first error a part met, if any."""
-        if self.error is not None:
-            raise self.error
+    def write_once(self, data: memoryview) -> None:
+        body = _body(data)
+        md5 = base64.b64encode(bytes.fromhex(self.md5_hex())).decode()
+        tries = 0
 
-    def _send_part(self, number: int, buffer: bytearray, length: int) -> dict[str, Any]:
-        try:
-            if self._cancelled.is_set():
-                raise StoreError(f"{self.context.label}: upload of {self.key} cancelled")
-            view = memoryview(buffer)[:length]
-            extra = {}
-            if self.content_md5:
-                extra["ContentMD5"] = base64.b64encode(hashlib.md5(view).digest()).decode()
-            body = buffer if length == len(buffer) else bytes(view)  # botocore takes no views
-            with self.context.errors(f"uploading part {number} of {self.key}"):
-                answer = self.policy.call(
-                    lambda: self.client.upload_part(
-                        Bucket=self.bucket,
-                        Key=self.key,
-                        UploadId=self.upload_id,
-                        PartNumber=number,
-                        Body=body,
-                        **extra,
-                    ),
-                    f"part {number} of {self.key}",
+        def put() -> None:
+            nonlocal tries
+            tries += 1
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=body,
+                    ContentMD5=md5,
+                    Metadata={ADD_TOKEN: self.token},
+                    IfNoneMatch="*",
                 )
-            return {"PartNumber": number, "ETag": answer["ETag"]}
-        except BaseException as exc:
-            if self.error is None:
-                self.error = exc
+            except ClientError as exc:
+                if error_code(exc)[1] != 412:
+                    raise
+                if tries > 1 and self.store.is_ours(self.key, self.token):
+                    return  # an earlier try stored it and its answer was lost
+                raise AlreadyExists(
+                    f"{self.store.label}: image {self.key} was stored by someone else meanwhile "
+                    f"at {self.uri}; nothing was overwritten"
+                ) from None
+
+        try:
+            self.store.bucket_call(f"storing {self.uri}", put)
+        except BaseException:
+            self.store.remove_if_ours(self.key, self.token)
             raise
-        finally:
-            self.buffers.put(buffer)
 
-    def complete(self, *, if_none_match: bool, is_ours: Callable[[], bool]) -> None:
-        """Wait for every part, then join them into the object.
+    # -- a multipart upload --------------------------------------------------------------
 
-        With ``if_none_match`` the server refuses to replace an object that
-        appeared meanwhile (where it supports the condition). A retried
-        completion that finds the upload gone or the object present checks
-        ``is_ours()``: the first try may have succeeded.
+    def start(self) -> None:
+        created = self.store.bucket_call(
+            f"starting the upload of {self.uri}",
+            lambda: self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, Metadata={ADD_TOKEN: self.token}
+            ),
+        )
+        self.upload_id = created["UploadId"]
+        LOG.debug(
+            "%s: multipart upload %s of %s started", self.store.label, self.upload_id, self.key
+        )
+
+    def send_part(self, number: int, data: memoryview) -> dict[str, Any]:
+        extra = {}
+        if self.store.content_md5:
+            extra["ContentMD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
+        with self.store.context.errors(f"uploading part {number} of {self.key}"):
+            answer = self.client.upload_part(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=_body(data),
+                **extra,
+            )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def commit(self, parts: list[dict[str, Any]]) -> None:
+        """Join the parts into the object, unless an image of this id appeared meanwhile.
+
+        The completion carries If-None-Match where the server supports it; a
+        retried completion that finds the upload gone or the object present
+        checks the object's token: the first try may have succeeded.
         """
-        wait(self.parts, return_when=FIRST_EXCEPTION)
-        self.raise_failure()
-        parts = [future.result() for future in self.parts]
-        extra = {"IfNoneMatch": "*"} if if_none_match else {}
+        self._committing = True
+        if self.store.head(self.key, f"checking whether {self.uri} exists") is not None:
+            raise AlreadyExists(
+                f"{self.store.label}: image {self.key} was stored by someone else meanwhile "
+                f"at {self.uri}; nothing was overwritten"
+            )
         tries = 0
 
         def complete() -> None:
@@ -187,37 +181,34 @@ class MultipartUpload:
                     Key=self.key,
                     UploadId=self.upload_id,
                     MultipartUpload={"Parts": parts},
-                    **extra,
+                    IfNoneMatch="*",
                 )
             except ClientError as exc:
                 code, status = error_code(exc)
                 gone = code in ("NoSuchUpload", "PreconditionFailed") or status == 412
-                if tries > 1 and gone and is_ours():
+                if tries > 1 and gone and self.store.is_ours(self.key, self.token):
                     return
                 raise
 
-        with self.context.errors(f"completing the upload of {self.key}"):
-            self.policy.call(complete, f"completion of {self.key}")
-        self._pool.shutdown(wait=True)
+        self.store.call(f"completing the upload of {self.key}", complete)
 
     def abort(self) -> None:
-        """Stop sending parts, wait for those in flight, abort the upload. Never raises
-        (a failure is logged, naming the upload id a garbage collector would remove)."""
-        self._cancelled.set()
-        for future in self.parts:
-            future.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Abort the multipart upload, and remove the object if a completion created it.
+        Never raises: a failure is logged, naming the upload a garbage collector removes."""
+        assert self.upload_id is not None
+        upload_id = self.upload_id
         try:
-            with self.context.errors(f"aborting the upload of {self.key}"):
-                self.policy.call(
-                    lambda: abort_upload(self.client, self.bucket, self.key, self.upload_id),
-                    f"abort of {self.key}",
-                )
+            self.store.call(
+                f"aborting the upload of {self.key}",
+                lambda: abort_upload(self.client, self.bucket, self.key, upload_id),
+            )
         except Exception as exc:
             LOG.warning(
                 "%s: could not abort multipart upload %s of %s (glance-store-ng gc removes it): %s",
-                self.context.label,
-                self.upload_id,
+                self.store.label,
+                upload_id,
                 self.key,
-                self.context.scrub(str(exc)),
+                self.store.context.scrub(str(exc)),
             )
+        if self._committing:
+            self.store.remove_if_ours(self.key, self.token)

@@ -94,7 +94,7 @@ def test_an_add_killed_mid_upload_is_found_then_aborted(s3_server, bucket):
 
     assert store.find_orphans(older_than=3600) == []  # it may be a running add
     [orphan] = store.find_orphans(older_than=0)
-    assert orphan.name == f"{store._uri(image_id)}?uploadId={upload['UploadId']}"
+    assert orphan.name == f"{store.uri_of(image_id)}?uploadId={upload['UploadId']}"
     assert orphan.size == 10 * MiB and 0 <= orphan.age < 600
     assert s3_server.secret_key not in orphan.name
 
@@ -103,7 +103,7 @@ def test_an_add_killed_mid_upload_is_found_then_aborted(s3_server, bucket):
     assert s3_server.pending_uploads(bucket) == []
     store.remove_orphan(orphan)  # already gone: not an error
     with pytest.raises(errors.NotFound):
-        store.get_size(store._uri(image_id))
+        store.get_size(store.uri_of(image_id))
     # The id is free: the image goes in whole.
     data = random_bytes(11 * MiB, seed=11)
     assert store.get_size(store.add(image_id, data).location) == len(data)
@@ -119,7 +119,7 @@ def test_committed_images_and_others_uploads_are_never_listed(s3_server, bucket)
 
     orphans = store.find_orphans(older_than=0)
     assert [(o.name, o.size) for o in orphans] == [
-        (f"{store._uri(abandoned)}?uploadId={upload_id}", 1234)
+        (f"{store.uri_of(abandoned)}?uploadId={upload_id}", 1234)
     ]
     store.remove_orphan(orphans[0])
     assert store.find_orphans(older_than=0) == []
@@ -142,8 +142,8 @@ def test_every_page_of_uploads_and_parts_is_read(s3_server, bucket, monkeypatch)
 
     orphans = store.find_orphans(older_than=0)
     assert sorted((o.name, o.size) for o in orphans) == sorted(
-        [(f"{store._uri(key)}?uploadId={ids[key]}", 123) for key in keys]
-        + [(f"{store._uri(keys[0])}?uploadId={ids[keys[0] + '-again']}", 7)]
+        [(f"{store.uri_of(key)}?uploadId={ids[key]}", 123) for key in keys]
+        + [(f"{store.uri_of(keys[0])}?uploadId={ids[keys[0] + '-again']}", 7)]
     )
 
 
@@ -169,8 +169,8 @@ def test_remove_orphan_refuses_names_this_store_does_not_make(s3_server, bucket,
     image_id = new_id()
     upload_id = leave_upload(s3_server, bucket, image_id, 10)
     name = name.format(
-        uri=store._uri(image_id),
-        root=store._uri(""),
+        uri=store.uri_of(image_id),
+        root=store.uri_of(""),
         bucket=bucket,
         id=image_id,
         host=store.service,
@@ -193,7 +193,7 @@ def test_gc_command_lists_then_aborts_abandoned_uploads(s3_server, bucket, tmp_p
     )
     image_id = new_id()
     upload_id = leave_upload(s3_server, bucket, image_id, 4096)
-    name = f"{make_store(s3_server, bucket)._uri(image_id)}?uploadId={upload_id}"
+    name = f"{make_store(s3_server, bucket).uri_of(image_id)}?uploadId={upload_id}"
 
     def gc(*args: str) -> str:
         done = subprocess.run(

@@ -1,6 +1,6 @@
-"""The retry policy and the error translation, as pure logic (no server: botocore's own
-exception values stand in for the answers). The real-server tests cover the same paths
-end to end (test_s3_failures.py)."""
+"""The S3 error boundary, and the core retry policy over it, as pure logic (no server:
+botocore's own exception values stand in for the answers). The real-server tests cover
+the same paths end to end (test_s3_failures.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
-from glance_store_ng.drivers.s3.errors import RetriesExhausted, RetryPolicy, S3Context, is_retryable
+from glance_store_ng.drivers.s3.errors import S3Context, is_retryable
 
 from glance_store_ng import errors
+from glance_store_ng.retry import RetryPolicy
 
 
 def client_error(code: str, status: int) -> ClientError:
@@ -42,7 +43,6 @@ PERMANENT = [
     client_error("AccessDenied", 403),
     client_error("SignatureDoesNotMatch", 403),
     client_error("NoSuchKey", 404),
-    client_error("BadDigest", 400),
     client_error("InvalidArgument", 400),
     client_error("PreconditionFailed", 412),
     SSLError(endpoint_url="https://x", error="bad certificate"),
@@ -51,9 +51,25 @@ PERMANENT = [
 ]
 
 
+CONTEXT = S3Context("bulk", "http://s3.example", "images", "AKIDEXAMPLE", "s3cr3t/k3y")
+
+
+def call(policy: RetryPolicy, request):
+    """``request()`` as the driver sends every request: in the boundary, under the policy."""
+
+    def once():
+        with CONTEXT.errors("doing x"):
+            return request()
+
+    return policy.call(once)
+
+
 @pytest.mark.parametrize("exc", RETRYABLE, ids=repr)
 def test_retryable(exc):
     assert is_retryable(exc)
+    with pytest.raises(errors.StoreError) as caught, CONTEXT.errors("doing x"):
+        raise exc
+    assert caught.value.retry is errors.Retry.TEMPORARY
 
 
 @pytest.mark.parametrize("exc", PERMANENT, ids=repr)
@@ -65,9 +81,19 @@ def test_never_retried(exc):
         calls.append(1)
         raise exc
 
-    with pytest.raises(type(exc)):
-        RetryPolicy(attempts=5, base=0).call(fail)
+    with pytest.raises((errors.StoreError, type(exc))) as caught:
+        call(RetryPolicy(attempts=5, base=0), fail)
     assert len(calls) == 1
+    if isinstance(caught.value, errors.StoreError):
+        assert caught.value.retry is errors.Retry.PERMANENT
+    else:  # not the client's exception: it passes through unchanged
+        assert caught.value is exc
+
+
+def test_a_damaged_body_is_temporary_so_its_part_is_sent_again():
+    with pytest.raises(errors.ChecksumMismatch) as caught, CONTEXT.errors("doing x"):
+        raise client_error("BadDigest", 400)
+    assert caught.value.retry is errors.Retry.TEMPORARY
 
 
 def test_retried_until_it_passes_then_until_attempts_are_spent():
@@ -79,7 +105,7 @@ def test_retried_until_it_passes_then_until_attempts_are_spent():
             raise outcome
         return outcome
 
-    assert RetryPolicy(attempts=3, base=0).call(flaky) == "done"
+    assert call(RetryPolicy(attempts=3, base=0), flaky) == "done"
 
     calls = []
 
@@ -87,21 +113,11 @@ def test_retried_until_it_passes_then_until_attempts_are_spent():
         calls.append(1)
         raise EndpointConnectionError(endpoint_url="http://x")
 
-    with pytest.raises(RetriesExhausted) as caught:
-        RetryPolicy(attempts=4, base=0).call(down)
-    assert (len(calls), caught.value.attempts) == (4, 4)
-
-
-def test_backoff_is_exponential_with_full_jitter_and_capped():
-    policy = RetryPolicy(attempts=10, base=0.5, cap=3.0)
-    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (9, 3.0)]:
-        delays = [policy.delay(attempt) for _ in range(200)]
-        assert all(0 <= d <= ceiling for d in delays)
-        assert max(delays) > ceiling / 2  # jittered over the whole range, not fixed
-        assert min(delays) < ceiling / 2
-
-
-CONTEXT = S3Context("bulk", "http://s3.example", "images", "AKIDEXAMPLE", "s3cr3t/k3y")
+    with pytest.raises(errors.BackendUnavailable) as caught:
+        call(RetryPolicy(attempts=4, base=0), down)
+    assert len(calls) == 4
+    assert caught.value.retry is errors.Retry.EXHAUSTED
+    assert "gave up after 4 attempts" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -139,9 +155,13 @@ def test_messages_name_the_access_key_and_mask_an_echoed_secret():
     assert "s3cr3t/k3y" not in str(caught.value)
 
 
-def test_retries_spent_say_so_and_stay_retryable():
-    down = EndpointConnectionError(endpoint_url="http://s3.example")
-    with pytest.raises(errors.BackendUnavailable) as caught, CONTEXT.errors("reading"):
-        raise RetriesExhausted(down, 5, 12.5)
+def test_retries_spent_say_so_and_are_marked_exhausted():
+    def down():
+        raise EndpointConnectionError(endpoint_url="http://s3.example")
+
+    with pytest.raises(errors.BackendUnavailable) as caught:
+        call(RetryPolicy(attempts=5, base=0), down)
     assert "gave up after 5 attempts" in str(caught.value)
-    assert caught.value.retryable
+    assert "is the S3 server at http://s3.example running?" in str(caught.value)
+    assert caught.value.retry is errors.Retry.EXHAUSTED
+    assert not caught.value.retryable

@@ -46,7 +46,8 @@ class Retry(enum.Enum):
     TEMPORARY = "temporary"
     """Retrying may help (the backend was busy, unreachable or timed out)."""
     EXHAUSTED = "exhausted"
-    """It was temporary, but the retries allowed have all been spent."""
+    """It was temporary, but the store's retries have all been spent: a later call may
+    succeed, an immediate one is unlikely to."""
 
 
 class StoreError(Exception):
@@ -65,8 +66,9 @@ class StoreError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """True when the same call may succeed if made again."""
-        return self.retry is Retry.TEMPORARY
+        """True when the same call may succeed if made again later: TEMPORARY, or
+        EXHAUSTED (the store already retried it; wait before trying again)."""
+        return self.retry is not Retry.PERMANENT
 
     def __str__(self) -> str:
         return self.message

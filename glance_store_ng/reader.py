@@ -95,11 +95,12 @@ class ResumingReader:
     A stream that breaks (a reset, a timeout, an answer that ends early) is
     opened again from the first byte not yet received, with ``open_range``,
     while the driver's ``boundary`` says the failure is TEMPORARY and the
-    ``policy`` allows another try; the count starts again once bytes arrive.
-    The caller sees one uninterrupted stream. A resumed answer must carry the
+    ``policy`` allows another try: a read makes at most ``policy.attempts``
+    requests in all, however far each got. The caller sees one uninterrupted
+    stream. A resumed answer must carry the
     ETag of the first one: if the object was replaced meanwhile the read fails
     rather than splice two images. When the tries are spent, the last error is
-    raised marked EXHAUSTED.
+    raised marked EXHAUSTED, with ``exhausted_hint`` (the option that allows more).
 
     ``boundary(what)`` is the driver's error boundary: a context manager that
     turns its client's exceptions into :mod:`glance_store_ng.errors`; ``what``
@@ -118,6 +119,7 @@ class ResumingReader:
         what: str,
         label: str,
         first: tuple[RangeStream, str | None] | None = None,
+        exhausted_hint: str = "",
     ) -> None:
         self._open_range = open_range
         self.pos = start
@@ -127,14 +129,17 @@ class ResumingReader:
         self._boundary = boundary
         self._what = what
         self._label = label
+        self._exhausted_hint = exhausted_hint
         self._stream: RangeStream | None = None
         self.etag: str | None = None
+        self.requests = 0
         if first is not None:
+            self.requests = 1
             self._stream, self.etag = first
 
     def chunks(self) -> Iterator[bytes]:
         """The bytes, in chunks of at most ``chunk_size``."""
-        failures, failing_since = 0, 0.0
+        started = time.monotonic()
         try:
             while self.pos < self.end:
                 try:
@@ -143,15 +148,13 @@ class ResumingReader:
                     self.close()
                     if exc.retry is not Retry.TEMPORARY:
                         raise
-                    failures += 1
-                    if failures == 1:
-                        failing_since = time.monotonic()
-                    if failures >= self._policy.attempts:
-                        seconds = time.monotonic() - failing_since
-                        raise exhausted(exc, failures, seconds) from exc.__cause__
-                    self._policy.wait(failures, f"{self._what} at byte {self.pos}", exc)
+                    if self.requests >= self._policy.attempts:
+                        if self._exhausted_hint and self.requests > 1:
+                            exc.message += f"; {self._exhausted_hint}"
+                        seconds = time.monotonic() - started
+                        raise exhausted(exc, self.requests, seconds) from exc.__cause__
+                    self._policy.wait(self.requests, f"{self._what} at byte {self.pos}", exc)
                     continue
-                failures = 0
                 self.pos += len(piece)
                 yield piece
         finally:
@@ -160,6 +163,7 @@ class ResumingReader:
     def _read(self) -> bytes:
         with self._boundary(self._what):
             if self._stream is None:
+                self.requests += 1
                 stream, etag = self._open_range(self.pos, self.end)
                 if self.etag is None:
                     self.etag = etag

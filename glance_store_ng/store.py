@@ -46,12 +46,22 @@ from .options import COMMON_OPTIONS, Option, mask_options, resolve_options
 from .pipeline import DEFAULT_CHUNK_SIZE, ZERO_BLOCK_SIZE, Ingest
 from .reader import ImageReader
 
-__all__ = ["AddResult", "Capabilities", "Orphan", "Store", "check_image_id", "is_image_id"]
+__all__ = [
+    "IMAGE_ID_PATTERN",
+    "AddResult",
+    "Capabilities",
+    "Orphan",
+    "Store",
+    "check_image_id",
+    "is_image_id",
+]
 
 LOG = logging.getLogger("glance_store_ng")
 
 # Glance uses UUIDs; any id that is one safe path component, URI segment and object name is fine.
-_IMAGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,254}")
+#: A valid image id, as a regular expression (match it whole: ``fullmatch``).
+IMAGE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._~-]{0,254}"
+_IMAGE_ID = re.compile(IMAGE_ID_PATTERN)
 
 
 def is_image_id(name: object) -> bool:

@@ -341,6 +341,7 @@ class S3Store(Store):
             boundary=self.context.errors,
             what=f"reading {location.uri}",
             label=self.label,
+            exhausted_hint="option s3_store_max_attempts limits the resumed reads",
         )
         return ImageReader(reader.chunks(), count, close=reader.close)
 

@@ -17,11 +17,11 @@ messages that name the object and never a credential.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Container
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -35,12 +35,14 @@ from glance_store_ng.errors import (
     BackendUnavailable,
     ChecksumMismatch,
     ConfigError,
-    NotFound,
     PermissionDenied,
     Retry,
     StorageFull,
     StoreError,
+    error_for_status,
+    translated,
 )
+from glance_store_ng.retry import RetryPolicy
 
 __all__ = ["Account", "Credentials", "HTTPError", "swift_errors"]
 
@@ -73,47 +75,38 @@ _CONNECTION_ERRORS = (
 )
 
 
-@contextlib.contextmanager
-def swift_errors(label: str, what: str) -> Iterator[None]:
+#: How to fix what each kind of error says, in this driver's terms.
+_HINTS = {
+    PermissionDenied: "check the Swift user, key and auth address",
+    StorageFull: "the account or container quota is reached, or Swift is out of space",
+}
+
+
+def swift_errors(label: str, what: str) -> AbstractContextManager[None]:
     """Translate the client's exceptions into the store's: the one boundary of this driver.
 
     ``what`` names the operation and the object (``reading glance/<id>``); no
     message carries a key or a token.
     """
-    try:
-        yield
-    except StoreError:
-        raise
-    except HTTPError as exc:
-        reason = f"{label}: {what}: {exc.detail}"
-        status = exc.status
-        if status == 404:
-            raise NotFound(reason) from None
-        if status in (401, 403):
-            raise PermissionDenied(
-                f"{reason}; check the Swift user, key and auth address"
-            ) from None
-        if status == 413:
-            raise StorageFull(f"{reason}; the account or container quota is reached") from None
-        if status == 422:
-            raise ChecksumMismatch(
-                f"{reason}; the bytes Swift received differ from those sent (its ETag check)",
+    return translated(lambda exc: _translate(exc, f"{label}: {what}"))
+
+
+def _translate(exc: Exception, reason: str) -> StoreError | None:
+    if isinstance(exc, ClientException):  # from swiftclient helpers
+        if exc.http_status is None:
+            return StoreError(f"{reason}: {exc.msg}")
+        exc = HTTPError(exc.http_status, exc.http_reason or "")
+    if isinstance(exc, HTTPError):
+        if exc.status == 422:
+            return ChecksumMismatch(
+                f"{reason}: {exc.detail}; the bytes Swift received differ from those sent "
+                "(its ETag check)",
                 retry=Retry.TEMPORARY,
-            ) from None
-        if status == 507:
-            raise StorageFull(reason) from None
-        if status >= 500 or status in (408, 429, 499):
-            raise BackendUnavailable(reason) from None
-        raise StoreError(reason) from None
-    except ClientException as exc:  # from swiftclient helpers (keystone)
-        if exc.http_status is not None:
-            with swift_errors(label, what):
-                raise HTTPError(exc.http_status, exc.http_reason or "") from None
-        raise StoreError(f"{label}: {what}: {exc.msg}") from None
-    except _CONNECTION_ERRORS as exc:
-        raise BackendUnavailable(
-            f"{label}: {what}: Swift did not answer ({type(exc).__name__})"
-        ) from None
+            )
+        return error_for_status(exc.status, f"{reason}: {exc.detail}", _HINTS)
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return BackendUnavailable(f"{reason}: Swift did not answer ({type(exc).__name__})")
+    return None
 
 
 @dataclass(frozen=True)
@@ -148,10 +141,17 @@ class ConnectionSettings:
 class Account:
     """One authenticated Swift account: a shared token and a pool of connections."""
 
-    def __init__(self, credentials: Credentials, settings: ConnectionSettings, label: str):
+    def __init__(
+        self,
+        credentials: Credentials,
+        settings: ConnectionSettings,
+        label: str,
+        policy: RetryPolicy,
+    ) -> None:
         self.credentials = credentials
         self.settings = settings
         self.label = label
+        self.policy = policy
         self._lock = threading.Lock()
         self._token: str | None = None
         self._storage_url: str | None = None
@@ -291,6 +291,9 @@ class Account:
         method: str,
         path: str,
         *,
+        what: str,
+        allow: Container[int] = (),
+        retry: bool | None = None,
         query: str = "",
         headers: dict[str, str] | None = None,
         data: Any = None,
@@ -300,9 +303,33 @@ class Account:
 
         Returns the requests Response with its body read, or with ``stream`` a
         :class:`StreamedResponse` that holds the connection until closed. A 401
-        refreshes the token once and sends again. Statuses outside 2xx raise
-        HTTPError.
+        refreshes the token once and sends again. A status outside 2xx and
+        ``allow`` raises the matching StoreError, whose message says ``what``
+        was being done. ``retry`` (default: for GET and HEAD) sends the request
+        again under the store's RetryPolicy while it fails in a way that may
+        pass: only for requests that do the same thing when sent twice, with a
+        body that can be sent again.
         """
+        if retry is None:
+            retry = method in ("GET", "HEAD")
+
+        def once() -> Any:
+            with swift_errors(self.label, what):
+                return self._send(method, path, allow, query, headers, data, stream)
+
+        policy = self.policy if retry else RetryPolicy.none()
+        return policy.call(once, f"{self.label}: {what}")
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        allow: Container[int],
+        query: str,
+        headers: dict[str, str] | None,
+        data: Any,
+        stream: bool,
+    ) -> Any:
         full = "/" + quote(path)
         if query:
             full += "?" + query
@@ -319,11 +346,12 @@ class Account:
                     keep = True
                     stale = token
                     continue
-                if not 200 <= resp.status_code < 300:
+                ok = 200 <= resp.status_code < 300
+                if not ok and resp.status_code not in allow:
                     body = resp.content if method != "HEAD" else b""
                     keep = True
                     raise HTTPError(resp.status_code, resp.reason or "", (body or b"")[:4096])
-                if stream:
+                if stream and ok:
                     keep = True
                     return StreamedResponse(resp, conn, self)
                 resp.content  # noqa: B018 - read the body so the connection can be reused
@@ -332,7 +360,7 @@ class Account:
             finally:
                 if not keep:
                     conn.close()
-                elif not stream or not 200 <= resp.status_code < 300:
+                elif not (stream and 200 <= resp.status_code < 300):
                     self._release(conn)
         raise AssertionError("unreachable")
 
@@ -345,7 +373,8 @@ class Account:
 
 
 class StreamedResponse:
-    """A response being read: it holds its connection until closed (then pools it)."""
+    """A response being read: it holds its connection until closed, then pools it when the
+    body was read to its end (else the connection is closed: it is mid-answer)."""
 
     def __init__(self, resp: Any, conn: HTTPConnection, account: Account) -> None:
         self.resp = resp
@@ -354,16 +383,21 @@ class StreamedResponse:
         self._conn = conn
         self._account = account
         self._done = False
+        length = resp.headers.get("Content-Length")
+        self._remaining = int(length) if length is not None and length.isdigit() else None
 
     def read(self, amount: int) -> bytes:
-        return self.resp.raw.read(amount)
+        piece = self.resp.raw.read(amount)
+        if self._remaining is not None:
+            self._remaining -= len(piece)
+        return piece
 
-    def close(self, reusable: bool = False) -> None:
+    def close(self) -> None:
         if self._done:
             return
         self._done = True
         self.resp.close()
-        if reusable:
+        if self._remaining == 0:
             self._account._release(self._conn)
         else:
             self._conn.close()

@@ -1,16 +1,18 @@
 """Large objects: Static Large Object uploads, and deleting SLOs and DLOs with their segments.
 
-An SLO upload puts its segments in ``<container>_segments`` under a prefix of
-its own, ``<image id>/<random>/``, so two uploads never share a segment and a
-failed one is cleaned up by listing that prefix (which also finds a segment
-whose PUT reached the server although its answer was lost). Segments are
-copied into a fixed pool of ``concurrency + 1`` buffers and go up on
-``concurrency`` threads, each PUT with the md5 of its bytes as ETag, which
-Swift checks (422 on a mismatch). The manifest lists every segment's ETag and
-size, and Swift checks them again against what it holds before it accepts the
-manifest. A manifest holds at most the server's ``max_manifest_segments``
-segments (1000 by default): beyond, segments are grouped under
-sub-manifests, an SLO of SLOs, as Swift allows.
+:class:`SwiftUpload` is the :class:`~glance_store_ng.part_writer.PartUpload`
+of one add: the core's PartWriter re-chunks the image into segments, sends
+them in parallel with bounded memory and retries each from its buffer. An
+image that fits in one segment goes up as one object with its md5 as ETag,
+which Swift checks (422 on a mismatch). Otherwise the segments go to
+``<container>_segments`` under a prefix of their own, ``<image id>/<random>/``,
+so two uploads never share a segment and a failed one is cleaned up by
+listing that prefix (which also finds a segment whose PUT reached the server
+although its answer was lost). Each segment PUT carries the md5 of its bytes
+as ETag; the manifest lists every segment's ETag and size, and Swift checks
+them again before it accepts the manifest. A manifest holds at most the
+server's ``max_manifest_segments`` segments (1000 by default): beyond,
+segments are grouped under sub-manifests, an SLO of SLOs, as Swift allows.
 
 Images glance_store wrote are Dynamic Large Objects: a manifest object with
 ``X-Object-Manifest: container/prefix`` and segments named by that prefix.
@@ -20,26 +22,31 @@ removes the manifest, then the segments.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import queue
+import logging
 import secrets
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
 from glance_store_ng.errors import AlreadyExists, ChecksumMismatch, Retry, StoreError
 
-from .account import Account, HTTPError, swift_errors
+from .account import Account
 
 __all__ = [
-    "SegmentedUpload",
+    "SwiftUpload",
+    "check_etag",
     "delete_object",
+    "delete_quietly",
     "list_entries",
     "list_objects",
+    "put_object",
     "segment_container",
 ]
+
+LOG = logging.getLogger("glance_store_ng.swift")
 
 DEFAULT_MAX_MANIFEST_SEGMENTS = 1000
 
@@ -57,12 +64,11 @@ def list_entries(account: Account, path: str, prefix: str = "") -> list[dict[str
     marker = ""
     while True:
         query = f"format=json&prefix={quote(prefix, safe='')}&marker={quote(marker, safe='')}"
-        try:
-            resp = account.request("GET", path, query=query)
-        except HTTPError as exc:
-            if exc.status == 404:
-                return entries
-            raise
+        resp = account.request(
+            "GET", path, what=f"listing {path or 'the containers'}", allow=(404,), query=query
+        )
+        if resp.status_code == 404:
+            return entries
         page = json.loads(resp.content or b"[]")
         if not page:
             return entries
@@ -75,20 +81,45 @@ def list_objects(account: Account, container: str, prefix: str = "") -> list[str
     return [entry["name"] for entry in list_entries(account, container, prefix)]
 
 
-def _delete_quietly(account: Account, path: str) -> None:
-    try:
-        account.request("DELETE", path)
-    except HTTPError as exc:
-        if exc.status != 404:
-            raise
+def delete_quietly(account: Account, path: str, what: str) -> None:
+    """Delete ``path``; one already gone is fine (it is retried: a lost answer is no error)."""
+    account.request("DELETE", path, what=what, allow=(404,), retry=True)
 
 
-class SegmentedUpload:
-    """One SLO upload: segments submitted in order, the manifest committed last.
+def put_object(account: Account, path: str, headers: dict[str, str], data: Any, label: str) -> Any:
+    """PUT an image object (or manifest) that must not exist yet: AlreadyExists on 409/412,
+    a clear error if its container is missing. Sent once: If-None-Match cannot tell a
+    retry of our own PUT from someone else's object."""
+    headers = {**headers, "If-None-Match": "*"}
+    resp = account.request(
+        "PUT", path, what=f"writing {path}", allow=(404, 409, 412), headers=headers, data=data
+    )
+    if resp.status_code in (409, 412):  # 409: a newer PUT of the same name landed first
+        raise AlreadyExists(f"{label}: image {path} already exists; nothing was overwritten")
+    if resp.status_code == 404:
+        raise StoreError(
+            f"{label}: container {path.split('/')[0]} does not exist; create it "
+            "or set swift_store_create_container_on_put = true"
+        )
+    return resp
 
-    Use :meth:`buffer` to get a buffer to fill, :meth:`submit` to send it as
-    the next segment, :meth:`commit` to write the manifest, and
-    :meth:`abort` (on any failure) to remove every segment written.
+
+def check_etag(account: Account, path: str, resp: Any, md5: str, label: str) -> None:
+    """Swift's ETag of a plain object is the md5 of what it stored: delete it if not ours."""
+    returned = resp.headers.get("Etag", "").strip('"')
+    if returned != md5:
+        with contextlib.suppress(StoreError):
+            account.request("DELETE", path, what=f"removing the damaged {path}")
+        raise ChecksumMismatch(
+            f"{label}: Swift stored {path} with ETag {returned}, expected {md5}",
+            retry=Retry.TEMPORARY,
+        )
+
+
+class SwiftUpload:
+    """The upload of image ``image_id`` into ``container``: one object, or an SLO.
+
+    ``md5_hex()`` is the image's md5, known once the data has all been read.
     """
 
     def __init__(
@@ -97,110 +128,57 @@ class SegmentedUpload:
         container: str,
         image_id: str,
         *,
-        segment_size: int,
-        concurrency: int,
+        md5_hex: Callable[[], str],
         max_manifest_segments: int,
         label: str,
     ) -> None:
         self.account = account
         self.container = container
         self.image_id = image_id
+        self.path = f"{container}/{image_id}"
+        self.md5_hex = md5_hex
         self.segments = segment_container(container)
         self.prefix = f"{image_id}/{secrets.token_hex(8)}/"
-        self.segment_size = segment_size
         self.max_manifest_segments = max_manifest_segments
         self.label = label
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        self._buffers = 0
-        self._buffers_lock = threading.Lock()
-        self._max_buffers = concurrency + 1
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="gsn-swift-segment")
-        self._futures: list[Future[dict[str, Any]]] = []
-        self._failed = threading.Event()
-        self._segments_container_ready = False
+
+    def write_once(self, data: memoryview) -> None:
+        """One PUT of the whole image, with its md5 as ETag (Swift checks it: 422 if not)."""
+        md5 = self.md5_hex()
+        headers = {"ETag": md5, "Content-Length": str(len(data))}
+        resp = put_object(self.account, self.path, headers, data if len(data) else b"", self.label)
+        check_etag(self.account, self.path, resp, md5, self.label)
 
     # -- segments ----------------------------------------------------------------------
 
-    def buffer(self, size: int | None = None) -> bytearray:
-        """A free buffer of ``segment_size`` bytes (or ``size`` for a first, smaller one)."""
-        while True:
-            self._raise_failure()
-            try:
-                return self._free.get_nowait()
-            except queue.Empty:
-                pass
-            with self._buffers_lock:
-                grow = self._buffers < self._max_buffers
-                if grow:
-                    self._buffers += 1
-            if grow:
-                return bytearray(size or self.segment_size)
-            try:
-                return self._free.get(timeout=0.2)
-            except queue.Empty:
-                continue
+    def start(self) -> None:
+        self.account.request(
+            "PUT", self.segments, what=f"creating segment container {self.segments}", retry=True
+        )
 
-    def release(self, buffer: bytearray) -> None:
-        """Give back a buffer that will not be submitted."""
-        if len(buffer) == self.segment_size:
-            self._free.put(buffer)
-        else:
-            with self._buffers_lock:
-                self._buffers -= 1
-
-    def submit(self, buffer: bytearray, length: int) -> None:
-        """Send ``buffer[:length]`` as the next segment; the buffer comes back to the pool."""
-        self._raise_failure()
-        if not self._segments_container_ready:
-            self._ensure_segments_container()
-        index = len(self._futures) + 1
-        name = f"{self.prefix}{index:08d}"
-        self._futures.append(self._executor.submit(self._put_segment, name, buffer, length))
-
-    def _ensure_segments_container(self) -> None:
-        with swift_errors(self.label, f"creating segment container {self.segments}"):
-            self.account.request("PUT", self.segments)
-        self._segments_container_ready = True
-
-    def _put_segment(self, name: str, buffer: bytearray, length: int) -> dict[str, Any]:
-        try:
-            with memoryview(buffer) as whole, whole[:length] as view:
-                etag = hashlib.md5(view).hexdigest()
-                with swift_errors(self.label, f"writing segment {self.segments}/{name}"):
-                    resp = self.account.request(
-                        "PUT",
-                        f"{self.segments}/{name}",
-                        headers={"ETag": etag, "Content-Length": str(length)},
-                        data=view if length else b"",
-                    )
-            returned = resp.headers.get("Etag", "").strip('"')
-            if returned != etag:
-                raise ChecksumMismatch(
-                    f"{self.label}: segment {name}: Swift stored ETag {returned}, sent {etag}"
-                )
-            return {"path": f"/{self.segments}/{name}", "etag": etag, "size_bytes": length}
-        except BaseException:
-            self._failed.set()
-            raise
-        finally:
-            self.release(buffer)
-
-    def _raise_failure(self) -> None:
-        if not self._failed.is_set():
-            return
-        for future in self._futures:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-
-    def _wait(self) -> list[dict[str, Any]]:
-        return [future.result() for future in self._futures]
+    def send_part(self, number: int, data: memoryview) -> dict[str, Any]:
+        name = f"{self.prefix}{number:08d}"
+        etag = hashlib.md5(data).hexdigest()
+        resp = self.account.request(
+            "PUT",
+            f"{self.segments}/{name}",
+            what=f"writing segment {self.segments}/{name}",
+            retry=False,  # the part writer retries it
+            headers={"ETag": etag, "Content-Length": str(len(data))},
+            data=data if len(data) else b"",
+        )
+        returned = resp.headers.get("Etag", "").strip('"')
+        if returned != etag:
+            raise ChecksumMismatch(
+                f"{self.label}: segment {name}: Swift stored ETag {returned}, sent {etag}",
+                retry=Retry.TEMPORARY,
+            )
+        return {"path": f"/{self.segments}/{name}", "etag": etag, "size_bytes": len(data)}
 
     # -- the manifest ------------------------------------------------------------------
 
-    def commit(self) -> None:
+    def commit(self, entries: list[dict[str, Any]]) -> None:
         """Write the manifest once every segment is stored; AlreadyExists if the id was taken."""
-        entries = self._wait()
-        self._executor.shutdown()
         group = 0
         while len(entries) > self.max_manifest_segments:
             grouped = []
@@ -217,40 +195,61 @@ class SegmentedUpload:
                     }
                 )
             entries = grouped
-        self._put_manifest(f"{self.container}/{self.image_id}", entries, exclusive=True)
+        self._put_manifest(self.path, entries, exclusive=True)
 
     def _put_manifest(self, path: str, entries: list[dict[str, Any]], exclusive: bool) -> None:
         headers = {"Content-Type": "application/octet-stream", "ETag": slo_etag(entries)}
-        if exclusive:
-            headers["If-None-Match"] = "*"
         body = json.dumps(entries).encode()
-        with swift_errors(self.label, f"writing the manifest of {path}"):
-            try:
-                self.account.request(
-                    "PUT", path, query="multipart-manifest=put", headers=headers, data=body
-                )
-            except HTTPError as exc:
-                if exc.status in (409, 412):  # 409: a newer PUT of the same name landed first
-                    raise AlreadyExists(
-                        f"{self.label}: image {self.image_id} already exists at {path}"
-                    ) from None
-                if exc.status in (400, 422):
-                    raise ChecksumMismatch(
-                        f"{self.label}: Swift refused the manifest of {path}: {exc.detail}",
-                        retry=Retry.TEMPORARY,
-                    ) from None
-                raise
+        what = f"writing the manifest of {path}"
+        if exclusive:
+            resp = self.account.request(
+                "PUT",
+                path,
+                what=what,
+                allow=(400, 409, 412, 422),
+                query="multipart-manifest=put",
+                headers={**headers, "If-None-Match": "*"},
+                data=body,
+            )
+        else:  # a sub-manifest: a name of this upload's own, the same PUT twice is harmless
+            resp = self.account.request(
+                "PUT",
+                path,
+                what=what,
+                allow=(400, 422),
+                retry=True,
+                query="multipart-manifest=put",
+                headers=headers,
+                data=body,
+            )
+        if resp.status_code in (409, 412):  # 409: a newer PUT of the same name landed first
+            raise AlreadyExists(f"{self.label}: image {self.image_id} already exists at {path}")
+        if resp.status_code in (400, 422):
+            detail = resp.content[:200].decode("utf-8", "replace").strip()
+            raise ChecksumMismatch(
+                f"{self.label}: Swift refused the manifest of {path}: HTTP "
+                f"{resp.status_code} {detail}",
+                retry=Retry.TEMPORARY,
+            )
 
     def abort(self) -> None:
-        """Stop the uploads and delete every segment (and sub-manifest) written so far."""
-        for future in self._futures:
-            future.cancel()
-        self._executor.shutdown(wait=True)
-        if not self._futures:
-            return  # no segment was sent
-        with swift_errors(self.label, f"removing the segments of {self.image_id}"):
+        """Delete every segment (and sub-manifest) of this upload; log what is left."""
+        try:
             for name in list_objects(self.account, self.segments, self.prefix):
-                _delete_quietly(self.account, f"{self.segments}/{name}")
+                delete_quietly(
+                    self.account,
+                    f"{self.segments}/{name}",
+                    f"removing segment {self.segments}/{name} of a failed add",
+                )
+        except Exception as exc:  # the add's own error matters more; say what is left
+            LOG.error(
+                "%s: could not remove the segments %s/%s* of a failed add "
+                "(glance-store-ng gc removes them): %s",
+                self.label,
+                self.segments,
+                self.prefix,
+                exc,
+            )
 
 
 def slo_etag(entries: list[dict[str, Any]]) -> str:
@@ -260,26 +259,27 @@ def slo_etag(entries: list[dict[str, Any]]) -> str:
 
 def delete_object(account: Account, path: str, label: str) -> None:
     """Delete the object at ``container/object``: a plain object, an SLO or a DLO, whole."""
-    with swift_errors(label, f"no image at {path}"):
-        head = account.request("HEAD", path).headers
+    head = account.request("HEAD", path, what=f"deleting {path}").headers
     if head.get("X-Static-Large-Object", "").lower() == "true":
-        with swift_errors(label, f"deleting {path} and its segments"):
-            resp = account.request(
-                "DELETE",
-                path,
-                query="multipart-manifest=delete",
-                headers={"Accept": "application/json"},
-            )
+        resp = account.request(
+            "DELETE",
+            path,
+            what=f"deleting {path} and its segments",
+            query="multipart-manifest=delete",
+            headers={"Accept": "application/json"},
+        )
         _check_bulk_delete(resp.content, path, label)
         return
-    with swift_errors(label, f"deleting {path}"):
-        account.request("DELETE", path)
+    account.request("DELETE", path, what=f"deleting {path}")
     manifest = head.get("X-Object-Manifest")
     if manifest:
         container, _, prefix = unquote(manifest).partition("/")
-        with swift_errors(label, f"deleting the segments {container}/{prefix}* of {path}"):
-            for name in list_objects(account, container, prefix):
-                _delete_quietly(account, f"{container}/{name}")
+        for name in list_objects(account, container, prefix):
+            delete_quietly(
+                account,
+                f"{container}/{name}",
+                f"deleting segment {container}/{name} of {path}",
+            )
 
 
 def _check_bulk_delete(body: bytes, path: str, label: str) -> None:

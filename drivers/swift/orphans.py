@@ -23,19 +23,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 from glance_store_ng.errors import BadLocation, InUse
-from glance_store_ng.store import Orphan
+from glance_store_ng.store import IMAGE_ID_PATTERN, Orphan
 
-from .account import Account, HTTPError, swift_errors
-from .large_objects import list_entries, segment_container
+from .account import Account
+from .large_objects import delete_quietly, list_entries, segment_container
 
 __all__ = ["find_orphan_uploads", "remove_orphan_upload", "segment_containers"]
 
 #: ``<image id>/<upload token>/`` then a segment number or a sub-manifest name.
 _SEGMENT = re.compile(
-    r"^(?P<upload>(?P<image>[A-Za-z0-9][A-Za-z0-9._~-]{0,254})/[0-9a-f]{16}/)"
-    r"(?:\d{8}|manifest-\d{6})$"
+    rf"(?P<upload>(?P<image>{IMAGE_ID_PATTERN})/[0-9a-f]{{16}}/)(?:\d{{8}}|manifest-\d{{6}})"
 )
-_UPLOAD = re.compile(r"^(?P<image>[A-Za-z0-9][A-Za-z0-9._~-]{0,254})/[0-9a-f]{16}/$")
+_UPLOAD = re.compile(rf"(?P<image>{IMAGE_ID_PATTERN})/[0-9a-f]{{16}}/")
 
 
 def segment_containers(account: Account, container: str, spread: bool) -> list[str]:
@@ -56,11 +55,10 @@ def find_orphan_uploads(
 ) -> list[Orphan]:
     """The orphan upload prefixes in the segment container ``segments``, as Orphans named
     ``<segments>/<image id>/<token>/``, sized by their segments' bytes."""
-    with swift_errors(label, f"listing {segments}"):
-        entries = list_entries(account, segments)
+    entries = list_entries(account, segments)
     uploads: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        match = _SEGMENT.match(entry["name"])
+        match = _SEGMENT.fullmatch(entry["name"])
         if not match:
             continue
         upload = uploads.setdefault(
@@ -88,40 +86,31 @@ def remove_orphan_upload(account: Account, segments: str, name: str, label: str)
     """Delete every object of the orphan upload ``name`` (``<segments>/<image>/<token>/``)
     in ``segments``; InUse if its image's manifest references it after all."""
     prefix = name.removeprefix(f"{segments}/")
-    match = _UPLOAD.match(prefix)
+    match = _UPLOAD.fullmatch(prefix)
     if prefix == name or not match:
         raise BadLocation(f"{label}: {name} is not an upload of this store's segments")
     container = segments.removesuffix("_segments")
     if prefix in _referenced_uploads(account, container, match["image"], label):
         raise InUse(f"{label}: {name} holds the segments of {container}/{match['image']}")
-    with swift_errors(label, f"removing the orphan segments {name}"):
-        for entry in list_entries(account, segments, prefix):
-            try:
-                account.request("DELETE", f"{segments}/{entry['name']}")
-            except HTTPError as exc:
-                if exc.status != 404:
-                    raise
+    for entry in list_entries(account, segments, prefix):
+        path = f"{segments}/{entry['name']}"
+        delete_quietly(account, path, f"removing the orphan segment {path}")
 
 
 def _referenced_uploads(account: Account, container: str, image: str, label: str) -> set[str]:
     """The upload prefixes the SLO manifest of ``container/image`` lists (none if there is
     no such object, or it is not an SLO)."""
     path = f"{container}/{image}"
-    with swift_errors(label, f"reading the manifest of {path}"):
-        try:
-            head = account.request("HEAD", path).headers
-        except HTTPError as exc:
-            if exc.status == 404:
-                return set()
-            raise
-        if head.get("X-Static-Large-Object", "").lower() != "true":
-            return set()
-        manifest = account.request("GET", path, query="multipart-manifest=get&format=raw")
+    what = f"reading the manifest of {path}"
+    head = account.request("HEAD", path, what=what, allow=(404,))
+    if head.status_code == 404 or head.headers.get("X-Static-Large-Object", "").lower() != "true":
+        return set()
+    manifest = account.request("GET", path, what=what, query="multipart-manifest=get&format=raw")
     segments = segment_container(container)
     prefixes = set()
     for item in json.loads(manifest.content or b"[]"):
         owner, _, name = item.get("path", "").lstrip("/").partition("/")
-        match = _SEGMENT.match(name)
+        match = _SEGMENT.fullmatch(name)
         if owner == segments and match:
             prefixes.add(match["upload"])
     return prefixes

@@ -1,43 +1,29 @@
 """The Swift store: images as objects in OpenStack Swift, through python-swiftclient.
 
-Options carry glance_store's names and meanings (sizes in MiB, as there):
+Options carry glance_store's names and meanings (sizes in MiB, as there);
+``glance-store-ng drivers`` lists them with their help (see options.py).
+Credentials come from the options (``swift_store_auth_address``, ``_user``,
+``_key``, ``_auth_version``: 1 for tempauth, 3 for Keystone v3) or from
+references in ``swift_store_config_file``; then locations are
+``swift+config://REF/...`` and hold no address (see locations.py).
 
-- credentials: ``swift_store_auth_address``, ``swift_store_user``
-  (``project:user`` for Keystone, ``account:user`` for tempauth),
-  ``swift_store_key`` (secret), ``swift_store_auth_version`` (``1``: v1 auth
-  such as tempauth, tested; ``3``: Keystone v3 through keystoneauth1, not yet
-  tested against a real Keystone); or ``swift_store_config_file`` with
-  references (INI sections holding ``auth_address``, ``user``, ``key``, and
-  optionally ``auth_version``, ``user_domain_id``, ``project_domain_id``,
-  ``project_name``) and ``default_swift_reference`` naming the one used for
-  writes. Then locations are ``swift+config://REF/...`` and hold no address.
-- ``swift_store_container`` and ``swift_store_multiple_containers_seed``
-  (images spread over ``<container>_<first N characters of the id>``, as
-  glance_store does), ``swift_store_create_container_on_put``.
-- ``swift_store_large_object_size`` and ``swift_store_large_object_chunk_size``:
-  an image whose declared size is at most the large-object size is streamed
-  in one PUT (Content-Length: that size) straight from the ingest's chunks,
-  with no copy and no hash of its own: once the stream ends, the pipeline's
-  md5 is compared with the ETag Swift returns, and a mismatch deletes the
-  object (ChecksumMismatch). A body cut short (source error, size mismatch,
-  Ctrl-C) closes the connection, and Swift commits nothing. An image of
-  unknown size that fits in one chunk goes up in one PUT carrying its md5 as
-  ETag; any other image (unknown size, or over the large-object size) becomes
-  a Static Large Object of chunk-sized segments sent
-  ``swift_store_upload_concurrency`` at a time. Memory stays within chunk
-  size x (concurrency + 1).
-- ``swift_store_retry_get_count``: how many times a broken GET resumes.
-- ``swift_store_cacert``, ``swift_store_auth_insecure``, ``swift_store_endpoint``
-  (overrides the storage URL), ``swift_store_region``,
-  ``swift_store_endpoint_type``, ``swift_store_service_type``,
-  ``swift_store_timeout``.
+An image whose declared size is at most ``swift_store_large_object_size`` is
+streamed in one PUT (Content-Length: that size) straight from the ingest's
+chunks, with no copy and no hash of its own: once the stream ends, the
+pipeline's md5 is compared with the ETag Swift returns, and a mismatch
+deletes the object (ChecksumMismatch). A body cut short (source error, size
+mismatch, Ctrl-C) closes the connection, and Swift commits nothing. Any other
+image goes through the core's PartWriter: one PUT when it fits in one
+segment, else a Static Large Object of segments sent
+``swift_store_upload_concurrency`` at a time (large_objects.py); memory stays
+within segment size x (concurrency + 1).
 
 No add overwrites an image: the object is checked first, and the final PUT
 (the object, or the SLO manifest) carries ``If-None-Match: *``. A failed add
 removes the segments it wrote; those of an add whose process died are found
-and removed by ``find_orphans``/``remove_orphan`` (``glance-store-ng gc``, see
-swift_orphans.py). See swift_large_objects.py for the SLO and DLO details,
-swift_reader.py for resumed reads, swift_locations.py for the URIs.
+and removed by ``find_orphans``/``remove_orphan`` (``glance-store-ng gc``,
+orphans.py). Reads resume where a broken GET stopped (reader.py). Requests
+that do the same thing when sent twice go through the RetryPolicy.
 """
 
 from __future__ import annotations
@@ -49,27 +35,28 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 from glance_store_ng.errors import (
     AlreadyExists,
     BackendUnavailable,
     BadLocation,
-    ChecksumMismatch,
     ConfigError,
-    Retry,
     StoreError,
 )
 from glance_store_ng.locations import Location
+from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
-from glance_store_ng.store import Capabilities, Orphan, Store
+from glance_store_ng.retry import RetryPolicy
+from glance_store_ng.store import Capabilities, Orphan, Store, is_image_id
 
-from .account import Account, ConnectionSettings, Credentials, HTTPError, swift_errors
+from .account import Account, ConnectionSettings, Credentials
 from .large_objects import (
     DEFAULT_MAX_MANIFEST_SEGMENTS,
-    SegmentedUpload,
+    SwiftUpload,
+    check_etag,
     delete_object,
+    put_object,
 )
 from .locations import SCHEMES, SwiftLocation, parse_swift_location, strip_scheme
 from .options import OPTIONS
@@ -80,8 +67,9 @@ __all__ = ["SwiftStore"]
 
 LOG = logging.getLogger("glance_store_ng.swift")
 MiB = 1 << 20
-_OBJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,254}$")
-_CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,200}$")
+_CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,200}")
+#: Swift's requests that may pass when sent again (5xx, timeouts, dropped connections).
+RETRY_POLICY = RetryPolicy(attempts=3, base=0.2, cap=2.0)
 
 
 class SwiftStore(Store):
@@ -148,7 +136,7 @@ class SwiftStore(Store):
                 "http:// or https://"
             )
         container = c["swift_store_container"]
-        if not _CONTAINER_NAME.match(container):
+        if not _CONTAINER_NAME.fullmatch(container):
             raise ConfigError(
                 f"{self.label}: swift_store_container {container!r} is not a valid container "
                 "name (letters, digits, '.', '_', '~', '-')"
@@ -198,7 +186,7 @@ class SwiftStore(Store):
         with self._accounts_lock:
             account = self._accounts.get(credentials.identity())
             if account is None:
-                account = Account(credentials, self.settings, self.label)
+                account = Account(credentials, self.settings, self.label, RETRY_POLICY)
                 self._accounts[credentials.identity()] = account
             return account
 
@@ -242,7 +230,7 @@ class SwiftStore(Store):
                 f"{self.label}: {parsed.masked} is not in container {self.container} "
                 "(option swift_store_container)"
             )
-        if not _OBJECT_NAME.match(parsed.obj):
+        if not is_image_id(parsed.obj):
             raise BadLocation(f"{self.label}: {parsed.masked} does not name an image object")
         if parsed.is_reference:
             credentials = self.references.get(parsed.address)
@@ -272,8 +260,7 @@ class SwiftStore(Store):
         create = self.conf["swift_store_create_container_on_put"]
         if container in self._ready_containers or not create:
             return
-        with swift_errors(self.label, f"creating container {container}"):
-            self.account.request("PUT", container)
+        self.account.request("PUT", container, what=f"creating container {container}", retry=True)
         self._ready_containers.add(container)
 
     def _max_segments(self) -> int:
@@ -291,78 +278,33 @@ class SwiftStore(Store):
         path = f"{container}/{image_id}"
         location = self._location_of(container, image_id)
         self._prepare_container(container)
-        with swift_errors(self.label, f"checking {path}"):
-            try:
-                self.account.request("HEAD", path)
-            except HTTPError as exc:
-                if exc.status != 404:
-                    raise
-            else:
-                raise AlreadyExists(f"{self.label}: image {image_id} already exists at {location}")
+        head = self.account.request("HEAD", path, what=f"checking {path}", allow=(404,))
+        if head.status_code != 404:
+            raise AlreadyExists(f"{self.label}: image {image_id} already exists at {location}")
         declared = ingest.declared_size
         if declared is not None and declared <= self.large_object_size:
             self._put_stream(path, ingest, declared)
             return location
-        upload = SegmentedUpload(
+        upload = SwiftUpload(
             self.account,
             container,
             image_id,
-            segment_size=self.segment_size,
-            concurrency=self.conf["swift_store_upload_concurrency"],
+            md5_hex=lambda: ingest.checksum,
             max_manifest_segments=self._max_segments(),
             label=self.label,
         )
-        try:
-            self._send(path, ingest, upload)
-        except BaseException:
-            try:
-                upload.abort()
-            except Exception as exc:  # the original error matters more; say what is left
-                LOG.error(
-                    "%s: could not remove the segments %s/%s* of a failed add: %s",
-                    self.label,
-                    upload.segments,
-                    upload.prefix,
-                    exc,
-                )
-            raise
+        segment_size = self.segment_size
+        writer = PartWriter(
+            upload,
+            part_size=lambda number: segment_size,
+            concurrency=self.conf["swift_store_upload_concurrency"],
+            policy=RETRY_POLICY,
+            label=f"{self.label}: {path}",
+            first_size=declared if declared is not None and declared < segment_size else None,
+            one_shot_limit=self.single_put_limit,
+        )
+        writer.write(ingest)  # errors of the caller's source propagate unchanged
         return location
-
-    def _send(self, path: str, ingest: Ingest, upload: SegmentedUpload) -> None:
-        size = self.segment_size
-        declared = ingest.declared_size
-        segmented = False
-        buffer: bytearray | None = None
-        filled = 0
-        full: bytearray | None = None  # a full buffer, sent once more data shows it is not last
-        for chunk in ingest:  # errors of the caller's source propagate unchanged
-            view = chunk.data
-            while len(view):
-                if full is not None:
-                    upload.submit(full, len(full))
-                    full, segmented = None, True
-                if buffer is None:
-                    first = not segmented and declared is not None and declared < size
-                    buffer, filled = upload.buffer(declared if first else None), 0
-                count = min(len(view), len(buffer) - filled)
-                buffer[filled : filled + count] = view[:count]
-                filled += count
-                view = view[count:]
-                if filled == len(buffer):
-                    full, buffer = buffer, None
-        last, length = (full, len(full)) if full is not None else (buffer, filled)
-        if not segmented and ingest.size <= self.single_put_limit:
-            try:
-                self._put_whole(path, last, length, ingest.checksum)
-            finally:
-                if last is not None:
-                    upload.release(last)
-            return
-        if last is not None and length:
-            upload.submit(last, length)
-        elif last is not None:
-            upload.release(last)
-        upload.commit()
 
     def _put_stream(self, path: str, ingest: Ingest, size: int) -> None:
         """One PUT of ``size`` bytes streamed from the ingest's chunks; then its md5 checked.
@@ -374,7 +316,7 @@ class SwiftStore(Store):
         """
         body = _StreamedBody(ingest, size)
         try:
-            resp = self._put(path, {"If-None-Match": "*"}, body)
+            resp = put_object(self.account, path, {}, body, self.label)
         except _BodyFailed:
             resp = None
         if resp is None:
@@ -385,46 +327,12 @@ class SwiftStore(Store):
             assert error is not None
             raise error
         if not ingest.finished:  # answered before the whole body was sent
-            with contextlib.suppress(StoreError, HTTPError):
-                self.account.request("DELETE", path)
+            with contextlib.suppress(StoreError):
+                self.account.request("DELETE", path, what=f"removing the incomplete {path}")
             raise BackendUnavailable(
                 f"{self.label}: Swift answered the PUT of {path} before receiving all of it"
             )
-        self._check_etag(path, resp, ingest.checksum)
-
-    def _put_whole(self, path: str, buffer: bytearray | None, length: int, md5: str) -> None:
-        """One PUT of the whole image, with its md5 as ETag (Swift checks it: 422 if not)."""
-        headers = {"ETag": md5, "If-None-Match": "*", "Content-Length": str(length)}
-        whole = memoryview(buffer if buffer is not None else b"")
-        with whole, whole[:length] as view:
-            resp = self._put(path, headers, view if length else b"")
-        self._check_etag(path, resp, md5)
-
-    def _put(self, path: str, headers: dict[str, str], data: Any) -> Any:
-        """PUT the image object; AlreadyExists on 409/412, a clear error if no container."""
-        with swift_errors(self.label, f"writing {path}"):
-            try:
-                return self.account.request("PUT", path, headers=headers, data=data)
-            except HTTPError as exc:
-                if exc.status in (409, 412):  # 409: a newer PUT of the same name landed first
-                    raise AlreadyExists(f"{self.label}: {path} already exists") from None
-                if exc.status == 404:
-                    raise StoreError(
-                        f"{self.label}: container {path.split('/')[0]} does not exist; create it "
-                        "or set swift_store_create_container_on_put = true"
-                    ) from None
-                raise
-
-    def _check_etag(self, path: str, resp: Any, md5: str) -> None:
-        """Swift's ETag of a plain object is the md5 of what it stored: delete it if not ours."""
-        returned = resp.headers.get("Etag", "").strip('"')
-        if returned != md5:
-            with contextlib.suppress(StoreError, HTTPError):
-                self.account.request("DELETE", path)
-            raise ChecksumMismatch(
-                f"{self.label}: Swift stored {path} with ETag {returned}, expected {md5}",
-                retry=Retry.TEMPORARY,
-            )
+        check_etag(self.account, path, resp, ingest.checksum, self.label)
 
     # -- orphans ---------------------------------------------------------------------------
 
@@ -432,8 +340,7 @@ class SwiftStore(Store):
         """Segments of SLO uploads that never got their manifest (the process died mid-add),
         one Orphan per upload: ``<container>_segments/<image id>/<token>/``."""
         spread = bool(self.conf["swift_store_multiple_containers_seed"])
-        with swift_errors(self.label, f"listing the containers of {self.container}"):
-            containers = segment_containers(self.account, self.container, spread)
+        containers = segment_containers(self.account, self.container, spread)
         return [
             orphan
             for segments in containers
@@ -470,7 +377,7 @@ class SwiftStore(Store):
 
     def _get_size(self, location: tuple[Account, SwiftLocation]) -> int:
         account, parsed = location
-        return object_size(account, parsed.path, self.label)
+        return object_size(account, parsed.path)
 
     def _delete(self, location: tuple[Account, SwiftLocation]) -> None:
         account, parsed = location

@@ -223,7 +223,8 @@ def test_server_stopped_mid_get_is_a_clear_retryable_error(s3_server, bucket, re
         got.extend(chunks)
     error = caught.value
     assert isinstance(error, ConnectionError)
-    assert error.retry is errors.Retry.EXHAUSTED  # temporary, and 3 attempts were spent
+    assert error.retryable
+    assert error.retry is errors.Retry.EXHAUSTED  # 3 attempts were spent
     assert relay.url in str(error) and "running" in str(error)
     assert s3_server.secret_key not in str(error)
     assert reader.closed

@@ -340,6 +340,7 @@ def test_unreachable_server_is_backend_unavailable_and_retryable(swift_env, cont
     with pytest.raises(errors.BackendUnavailable) as caught:
         store.add(new_id(), b"x")
     assert caught.value.retryable
+    assert caught.value.retry is errors.Retry.EXHAUSTED
     assert isinstance(caught.value, ConnectionError)
 
 

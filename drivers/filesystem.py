@@ -1,18 +1,12 @@
 """The filesystem store: images as files under one or more data directories.
 
-Options (glance_store's names and meanings):
-
-- ``filesystem_store_datadir``: the directory images go to; or
-- ``filesystem_store_datadirs``: several, as ``DIR:PRIORITY`` (repeat the key
-  or separate with commas); an add goes to the highest-priority directory with
-  room for the image, the one with the most free space among equals;
-- ``filesystem_store_file_perm``: the mode of image files in octal digits
-  (``640``); 0 keeps the process umask's;
-- ``filesystem_thin_provisioning`` (default on): all-zero blocks are not
-  written, they become holes of a sparse file;
-- ``filesystem_store_fsync`` (default on): the image is on disk before add
-  returns (its writeback starts chunk by chunk, overlapping the hashing);
-- ``filesystem_store_chunk_size``: bytes per read and write.
+Options carry glance_store's names and meanings; ``glance-store-ng drivers``
+lists them with their help. An add goes to the highest-priority data
+directory (``filesystem_store_datadirs``) with room for the image, the one
+with the most free space among equals; all-zero blocks become holes of a
+sparse file (``filesystem_thin_provisioning``), and with
+``filesystem_store_fsync`` the image is on disk before add returns (its
+writeback starts chunk by chunk, overlapping the hashing).
 
 An add writes a hidden temporary file beside its target, fsyncs it, then links
 it to the image's name (which fails if the name exists: nothing is ever
@@ -34,17 +28,18 @@ import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from glance_store_ng.errors import (
     AlreadyExists,
-    BackendUnavailable,
     BadLocation,
     ConfigError,
     NotFound,
-    PermissionDenied,
     StorageFull,
     StoreError,
+    error_for_errno,
+    translated,
 )
 from glance_store_ng.locations import Location
 from glance_store_ng.options import Option
@@ -57,32 +52,22 @@ __all__ = ["FilesystemStore"]
 LOG = logging.getLogger(__name__)
 
 _TEMP_SUFFIX = ".partial"
-_TEMPORARY_ERRNOS = {errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT, errno.EAGAIN}
 
 
-@contextlib.contextmanager
-def _os_errors(label: str, what: str) -> Iterator[None]:
+_HINTS = {StorageFull: "free space in the data directory and retry"}
+
+
+def _os_errors(label: str, what: str) -> AbstractContextManager[None]:
     """Translate OSError into the store's errors: the one boundary of this driver."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except OSError as exc:
-        reason = f"{label}: {what}: {exc.strerror or exc}"
-        code = exc.errno
-        if code == errno.ENOENT:
-            raise NotFound(f"{reason}") from None
-        if code == errno.EEXIST:
-            raise AlreadyExists(reason) from None
-        if code == errno.ELOOP:
-            raise BadLocation(f"{label}: {what}: a symbolic link, not an image file") from None
-        if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise PermissionDenied(reason) from None
-        if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise StorageFull(f"{reason}; free space in the data directory and retry") from None
-        if code in _TEMPORARY_ERRNOS:
-            raise BackendUnavailable(reason) from None
-        raise StoreError(reason) from exc
+    return translated(lambda exc: _translate(exc, label, what), keep_cause=True)
+
+
+def _translate(exc: Exception, label: str, what: str) -> StoreError | None:
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno == errno.ELOOP:
+        return BadLocation(f"{label}: {what}: a symbolic link, not an image file")
+    return error_for_errno(exc.errno, f"{label}: {what}: {exc.strerror or exc}", _HINTS)
 
 
 @dataclass(frozen=True)

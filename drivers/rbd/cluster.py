@@ -17,17 +17,16 @@ import errno
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from glance_store_ng.errors import (
-    AlreadyExists,
-    BackendUnavailable,
     ConfigError,
-    InUse,
-    NotFound,
     PermissionDenied,
     StorageFull,
     StoreError,
+    error_for_errno,
+    translated,
 )
 
 try:
@@ -43,59 +42,34 @@ except ImportError as exc:  # pragma: no cover - depends on the machine
 
 __all__ = ["Cluster", "ceph_errors", "rados", "rbd"]
 
-_UNAVAILABLE = {
-    errno.ETIMEDOUT,
-    errno.ESHUTDOWN,
-    errno.ENOTCONN,
-    errno.ECONNREFUSED,
-    errno.ECONNRESET,
-    errno.EAGAIN,
-    errno.EIO,
-    errno.EHOSTUNREACH,
+#: What Ceph's exception classes mean, as errnos (some carry none).
+_CLASS_ERRNOS = (
+    ((rbd.ImageNotFound, rados.ObjectNotFound), errno.ENOENT),
+    ((rbd.ImageExists, rados.ObjectExists), errno.EEXIST),
+    ((rbd.PermissionError, rados.PermissionError), errno.EACCES),
+    ((rbd.ImageBusy, rbd.ImageHasSnapshots), errno.EBUSY),
+    ((rbd.NoSpace, rbd.DiskQuotaExceeded), errno.ENOSPC),
+    ((rados.TimedOut, rbd.Timeout, rados.ConnectionShutdown), errno.ETIMEDOUT),
+)
+_HINTS = {
+    PermissionDenied: "check the caps of the Ceph user (option rbd_store_user)",
+    StorageFull: "free space in the pool or raise its quota",
 }
 
 
-def _errno_of(exc: BaseException) -> int | None:
-    code = getattr(exc, "errno", None)
-    return abs(code) if isinstance(code, int) else None
-
-
-@contextlib.contextmanager
-def ceph_errors(label: str, what: str) -> Iterator[None]:
+def ceph_errors(label: str, what: str) -> AbstractContextManager[None]:
     """Translate rados/rbd/OSError into the store's errors: the one boundary of the driver."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except (rados.Error, rbd.Error, OSError) as exc:
-        code = _errno_of(exc)
-        reason = f"{label}: {what}: {exc}"
-        if isinstance(exc, (rbd.ImageNotFound, rados.ObjectNotFound)) or code == errno.ENOENT:
-            raise NotFound(reason) from None
-        if isinstance(exc, (rbd.ImageExists, rados.ObjectExists)) or code == errno.EEXIST:
-            raise AlreadyExists(reason) from None
-        if isinstance(exc, (rbd.PermissionError, rados.PermissionError)) or code in (
-            errno.EACCES,
-            errno.EPERM,
-        ):
-            raise PermissionDenied(
-                f"{reason}; check the caps of the Ceph user (option rbd_store_user)"
-            ) from None
-        if isinstance(exc, (rbd.ImageBusy, rbd.ImageHasSnapshots)) or code in (
-            errno.EBUSY,
-            errno.ENOTEMPTY,
-        ):
-            raise InUse(reason) from None
-        if isinstance(exc, (rbd.NoSpace, rbd.DiskQuotaExceeded)) or code in (
-            errno.ENOSPC,
-            errno.EDQUOT,
-        ):
-            raise StorageFull(f"{reason}; free space in the pool or raise its quota") from None
-        if isinstance(exc, (rados.TimedOut, rbd.Timeout, rados.ConnectionShutdown)) or (
-            code in _UNAVAILABLE
-        ):
-            raise BackendUnavailable(reason) from None
-        raise StoreError(reason) from exc
+    return translated(lambda exc: _translate(exc, f"{label}: {what}: {exc}"), keep_cause=True)
+
+
+def _translate(exc: Exception, reason: str) -> StoreError | None:
+    if not isinstance(exc, (rados.Error, rbd.Error, OSError)):
+        return None
+    code = getattr(exc, "errno", None)
+    for classes, meaning in _CLASS_ERRNOS:
+        if isinstance(exc, classes):
+            code = meaning
+    return error_for_errno(code, reason, _HINTS)
 
 
 class Cluster:

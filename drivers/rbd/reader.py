@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import bisect
 import collections
+import errno
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["allocated_extents", "read_chunks"]
@@ -57,9 +58,18 @@ class _Pending:
         self.event.set()
 
 
-def read_chunks(image: Any, start: int, end: int, step: int, depth: int = DEPTH) -> Iterator[bytes]:
+def read_chunks(
+    image: Any,
+    start: int,
+    end: int,
+    step: int,
+    depth: int = DEPTH,
+    read_again: Callable[[int, int], bytes] | None = None,
+) -> Iterator[bytes]:
     """Bytes ``start``..``end`` of ``image`` in chunks of ``step``; holes come from memory.
 
+    A read that fails (or comes back short) is given to ``read_again(offset,
+    count)``, which sends it again or raises; without it, it raises OSError.
     On close (or an error) the generator waits for the reads still in flight,
     so the caller may close the image afterwards.
     """
@@ -72,7 +82,7 @@ def read_chunks(image: Any, start: int, end: int, step: int, depth: int = DEPTH)
         return i < 0 or extents[i][1] <= offset
 
     pieces = ((pos, min(step, end - pos)) for pos in range(start, end, step))
-    queue: collections.deque[tuple[int, _Pending | None]] = collections.deque()
+    queue: collections.deque[tuple[int, int, _Pending | None]] = collections.deque()
     try:
         while True:
             while len(queue) < depth:
@@ -81,24 +91,27 @@ def read_chunks(image: Any, start: int, end: int, step: int, depth: int = DEPTH)
                     break
                 offset, count = piece
                 if in_hole(offset, count):
-                    queue.append((count, None))
+                    queue.append((offset, count, None))
                 else:
                     pending = _Pending()
                     image.aio_read(offset, count, pending.done)
-                    queue.append((count, pending))
+                    queue.append((offset, count, pending))
             if not queue:
                 return
-            count, pending = queue.popleft()
+            offset, count, pending = queue.popleft()
             if pending is None:
                 yield zeros if count == len(zeros) else zeros[:count]
                 continue
             pending.event.wait()
-            if pending.error:
+            if not pending.error and len(pending.data) == count:
+                yield pending.data
+            elif read_again is not None:
+                yield read_again(offset, count)
+            elif pending.error:
                 raise OSError(pending.error, f"reading {count} bytes failed")
-            if len(pending.data) != count:
-                raise OSError(5, f"short read: {len(pending.data)} of {count} bytes")
-            yield pending.data
+            else:
+                raise OSError(errno.EIO, f"short read: {len(pending.data)} of {count} bytes")
     finally:
-        for _, pending in queue:
+        for _, _, pending in queue:
             if pending is not None:
                 pending.event.wait()

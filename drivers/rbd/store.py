@@ -1,18 +1,10 @@
 """The RBD store: images as Ceph RBD images, as glance_store keeps them.
 
-Options (glance_store's names and meanings):
-
-- ``rbd_store_pool`` (default ``images``), ``rbd_store_user`` (the cephx user,
-  without ``client.``; empty: librados' default), ``rbd_store_ceph_conf`` (the
-  ceph.conf with the monitors and the keyring; empty: librados' search path);
-- ``rbd_store_chunk_size``: MiB per RBD object (the image's order) and per
-  write (default 8);
-- ``rados_connect_timeout``: seconds to reach the cluster (and per operation),
-  below 0 librados' defaults; an unreachable cluster is BackendUnavailable;
-- ``rbd_thin_provisioning`` (default on here): all-zero blocks are not written.
-
-Two more of its own: ``rbd_store_namespace`` (a RADOS namespace in the pool,
-default none) and ``rbd_store_direct_writes`` (see :mod:`.rbd_writers`).
+Options carry glance_store's names and meanings (``rbd_store_pool``,
+``rbd_store_user``, ``rbd_store_ceph_conf``, ``rbd_store_chunk_size``,
+``rados_connect_timeout``, ``rbd_thin_provisioning``), plus our
+``rbd_store_namespace`` and ``rbd_store_direct_writes`` (writers.py);
+``glance-store-ng drivers`` lists them with their help.
 
 An add creates a format-2 image with layering (order from the chunk size),
 writes each chunk's data extents (zero blocks skipped), grows the image
@@ -20,7 +12,7 @@ geometrically when the size is unknown and trims it to the exact size at the
 end, then creates the snapshot ``snap`` and protects it, so Nova and Cinder
 clone from it. Any failure removes the snapshot and the image; the image of
 an add whose process died is found by ``find_orphans`` (``glance-store-ng
-gc``, see :mod:`.rbd_orphans`). The location is
+gc``, orphans.py). The location is
 ``rbd://FSID/POOL/IMAGE/snap`` (``rbd://FSID/POOL/NAMESPACE/IMAGE/snap`` in a
 namespace); glance_store's legacy ``rbd://IMAGE`` is read too. One cluster
 connection serves every operation of the store.
@@ -29,6 +21,7 @@ connection serves every operation of the store.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import urllib.parse
 from collections.abc import Iterator
@@ -39,6 +32,7 @@ from glance_store_ng.errors import BadLocation, ConfigError, InUse, Retry
 from glance_store_ng.locations import Location
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
+from glance_store_ng.retry import RetryPolicy
 from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range
 
 from .cluster import Cluster, ceph_errors, rbd
@@ -52,6 +46,9 @@ __all__ = ["RbdStore", "RbdLocation", "SNAPSHOT"]
 LOG = logging.getLogger("glance_store_ng.rbd")
 MiB = 1 << 20
 SNAPSHOT = "snap"
+#: Ceph's requests that may pass when sent again (timeouts, a lost OSD connection);
+#: librados already resends operations on its own until rados_osd_op_timeout.
+RETRY_POLICY = RetryPolicy(attempts=3, base=0.5, cap=5.0)
 # With an unknown size the image grows by doubling, at least to this, at most by this much.
 _MIN_GROWTH = 64 * MiB
 _MAX_GROWTH = 8 << 30
@@ -85,6 +82,7 @@ class RbdStore(Store):
     """Images as RBD images in one Ceph pool."""
 
     schemes = ("rbd",)
+    policy = RETRY_POLICY
     OPTIONS = OPTIONS
 
     def configure(self) -> None:
@@ -227,7 +225,7 @@ class RbdStore(Store):
     # -- orphans -------------------------------------------------------------------------
 
     def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
-        """Images of adds whose process died (see :mod:`.rbd_orphans`), named by their spec
+        """Images of adds whose process died (orphans.py), named by their spec
         (``pool/[namespace/]image``), sized by their allocated bytes."""
         where = "/".join(p for p in (self.pool, self.namespace) if p)
         with (
@@ -274,9 +272,17 @@ class RbdStore(Store):
 
     @contextlib.contextmanager
     def _opened(self, location: RbdLocation, what: str) -> Iterator[Any]:
+        """The image at ``location``, opened read-only (through its snapshot)."""
+        doing = f"{what} {location.spec}"
         with self.cluster.ioctx(location.pool, location.namespace) as ioctx:
-            with ceph_errors(self.label, f"{what} {location.spec}"):
-                image = rbd.Image(ioctx, location.image, snapshot=location.snapshot, read_only=True)
+
+            def open_image() -> Any:
+                with ceph_errors(self.label, doing):
+                    return rbd.Image(
+                        ioctx, location.image, snapshot=location.snapshot, read_only=True
+                    )
+
+            image = self.policy.call(open_image, f"{self.label}: {doing}")
             try:
                 yield image
             finally:
@@ -285,8 +291,8 @@ class RbdStore(Store):
     def _get(self, location: RbdLocation, offset: int, length: int | None) -> ImageReader:
         stack = contextlib.ExitStack()
         try:
-            image = stack.enter_context(self._opened(location, "no image"))
-            with ceph_errors(self.label, f"no image {location.spec}"):
+            image = stack.enter_context(self._opened(location, "reading"))
+            with ceph_errors(self.label, f"reading the size of {location.spec}"):
                 size = image.size()
             count = clamp_range(size, offset, length, f"{self.label}: {location.uri()}")
             chunks = self._read(image, offset, offset + count, location)
@@ -296,13 +302,27 @@ class RbdStore(Store):
         return ImageReader(chunks, count, close=stack.close)
 
     def _read(self, image: Any, start: int, end: int, location: RbdLocation) -> Iterator[bytes]:
-        with ceph_errors(self.label, f"reading {location.spec}"):
-            yield from read_chunks(image, start, end, self.chunk_size)
+        doing = f"reading {location.spec}"
+
+        def read_again(offset: int, count: int) -> bytes:
+            """A read that failed, sent again (synchronously) under the retry policy."""
+
+            def once() -> bytes:
+                with ceph_errors(self.label, f"{doing} at byte {offset}"):
+                    data = image.read(offset, count)
+                    if len(data) != count:
+                        raise OSError(errno.EIO, f"short read: {len(data)} of {count} bytes")
+                    return data
+
+            return self.policy.call(once, f"{self.label}: {doing} at byte {offset}")
+
+        with ceph_errors(self.label, doing):
+            yield from read_chunks(image, start, end, self.chunk_size, read_again=read_again)
 
     def _get_size(self, location: RbdLocation) -> int:
         with (
-            self._opened(location, "no image") as image,
-            ceph_errors(self.label, f"no image {location.spec}"),
+            self._opened(location, "reading the size of") as image,
+            ceph_errors(self.label, f"reading the size of {location.spec}"),
         ):
             return image.size()
 
@@ -310,7 +330,7 @@ class RbdStore(Store):
         spec = location.spec
         with (
             self.cluster.ioctx(location.pool, location.namespace) as ioctx,
-            ceph_errors(self.label, f"cannot delete image {spec}"),
+            ceph_errors(self.label, f"deleting image {spec}"),
         ):
             with rbd.Image(ioctx, location.image) as image:
                 self._remove_snapshot(image, location.snapshot or SNAPSHOT, spec)

@@ -31,7 +31,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from glance_store_ng.bench import CASES, _timed, make_image, parse_size
+from glance_store_ng.bench import CASES, make_image, parse_size, timed
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools" / "backends"
 
@@ -77,7 +77,7 @@ def child(spec: dict) -> dict:
                     md5.update(buffer[:count])
                     sha.update(buffer[:count])
 
-        _, out = _timed(run)
+        _, out = timed(run)
         return out
     options = {
         "rbd_store_ceph_conf": env["GSN_CEPH_CONF"],
@@ -90,16 +90,16 @@ def child(spec: dict) -> dict:
         store = open_store("rbd", {**options, "rbd_store_direct_writes": "librbd" not in impl})
         assert store.cluster.fsid  # connect first: connecting is not part of an add
         with open(path, "rb") as source:
-            result, out = _timed(lambda: store.add(image_id, source, size))
+            result, out = timed(lambda: store.add(image_id, source, size))
         store.delete(result.location)
         store.close()
         return out
-    from glance_store_ng.reference import open_reference
+    from glance_store_ng.bench.reference import open_reference
 
     # glance_store's default is thick; ours is thin. Both are measured.
     with open_reference("rbd", {**options, "rbd_thin_provisioning": "thin" in impl}) as theirs:
         with open(path, "rb") as source:
-            added, out = _timed(lambda: theirs.add(image_id, source, size))
+            added, out = timed(lambda: theirs.add(image_id, source, size))
         theirs.delete(added.location)
     return out
 

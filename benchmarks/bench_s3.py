@@ -9,7 +9,7 @@ One random image (a file in the page cache) goes up and comes back through:
 - ``glance_store_ng``: ``Store.add`` (md5 + sha512 of the image, Content-MD5 on
   every part, 10 MB parts, 10 threads) and ``Store.get``;
 - ``glance_store``: glance_store 5.7.0's S3 driver ``add`` (md5 + sha512) and ``get``,
-  with the same options as ours (path-style addressing; see glance_store_ng.reference).
+  with the same options as ours (path-style addressing; see glance_store_ng.bench.reference).
 
 Each operation runs in a fresh child process, so its peak RSS is its own;
 ``--rounds`` repeats each and keeps the fastest. The table gives MB/s, CPU
@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from glance_store_ng.bench import _timed, make_image, parse_size
+from glance_store_ng.bench import make_image, parse_size, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
@@ -82,21 +82,21 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         if op == "add":
             key = str(uuid.uuid4())
             with open(path, "rb") as source:
-                _, out = _timed(lambda: client.upload_fileobj(source, bucket, key))
+                _, out = timed(lambda: client.upload_fileobj(source, bucket, key))
             out["location"] = key
         elif op == "get":
-            _, out = _timed(lambda: client.download_fileobj(bucket, spec["location"], _Sink()))
+            _, out = timed(lambda: client.download_fileobj(bucket, spec["location"], _Sink()))
         else:
             client.delete_object(Bucket=bucket, Key=spec["location"])
     else:  # ours, or glance_store's driver with the same options: used alike
         from glance_store_ng import open_store
-        from glance_store_ng.reference import open_reference
+        from glance_store_ng.bench.reference import open_reference
 
         opener = open_store if impl == OURS else open_reference
         with opener("s3", _options(env, bucket)) as store:
             if op == "add":
                 with open(path, "rb") as source:
-                    added, out = _timed(lambda: store.add(str(uuid.uuid4()), source, size))
+                    added, out = timed(lambda: store.add(str(uuid.uuid4()), source, size))
                 out["location"] = added.location
             elif op == "get":
 
@@ -105,7 +105,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                         for _ in chunks:
                             pass
 
-                _, out = _timed(read)
+                _, out = timed(read)
             else:
                 store.delete(spec["location"])
     return out

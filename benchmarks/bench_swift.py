@@ -10,7 +10,7 @@ time is bound by (client + server CPU) / 2.
 glance_store runs with the same options as ours (its default large-object
 size: one streamed PUT below 5 GiB); glance_store 5.7 speaks Keystone v3 only,
 so its swiftclient connection is made with v1 auth here, the rest of its code
-runs as shipped (see glance_store_ng.reference). Bare swiftclient is one
+runs as shipped (see glance_store_ng.bench.reference). Bare swiftclient is one
 ``put_object`` of the file with its length, and one ``get_object`` read in
 1 MiB pieces. Ratios are against the baselines measured in the same run.
 """
@@ -76,7 +76,7 @@ def child(spec: dict) -> dict:
     close = None  # the store's, after the timed run
     if impl in ("glance_store_ng", "glance_store"):  # used alike
         from glance_store_ng import open_store
-        from glance_store_ng.reference import open_reference
+        from glance_store_ng.bench.reference import open_reference
 
         opener = open_store if impl == "glance_store_ng" else open_reference
         store = opener("swift", _options(env, container))

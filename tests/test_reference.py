@@ -1,15 +1,18 @@
-"""glance_store_ng.reference: glance_store's drivers built from our options (the file one here;
-the S3, Swift and RBD ones are exercised by each driver's interop tests)."""
+"""glance_store_ng.bench.reference: glance_store's drivers built from our options (the file
+one here; the S3, Swift and RBD ones are exercised by each driver's interop tests), and the
+bench package importing it only to compare."""
 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import pytest
 
 from glance_store_ng import open_store
+from glance_store_ng.bench.reference import open_reference
 from glance_store_ng.errors import InvalidArgument
-from glance_store_ng.reference import open_reference
 from glance_store_ng.testing.conformance import mostly_zero, new_id
 
 
@@ -59,3 +62,18 @@ def test_a_swift_key_its_reference_file_cannot_hold_is_refused_unshown():
     with pytest.raises(InvalidArgument, match="cannot hold this key") as raised:
         open_reference("swift", options)
     assert "s3cr3t" not in str(raised.value)
+
+
+def test_the_bench_imports_glance_store_only_to_compare(tmp_path):
+    """Importing the bench package, or running it without the comparison, loads neither
+    glance_store nor the reference builder."""
+    code = (
+        "import sys\n"
+        "from glance_store_ng import bench\n"
+        f"bench.run_bench(size=4096, workdir={str(tmp_path)!r}, compare=False, baselines=False)\n"
+        "print([m for m in sys.modules if m.split('.')[0] == 'glance_store'\n"
+        "       or m == 'glance_store_ng.bench.reference'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

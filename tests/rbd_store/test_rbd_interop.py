@@ -13,7 +13,7 @@ from bench_testing import bench_beside_glance_store
 from rbd_testing import opened_ioctx, store_options
 
 from glance_store_ng import open_store
-from glance_store_ng.reference import open_reference
+from glance_store_ng.bench.reference import open_reference
 from glance_store_ng.testing.conformance import mostly_zero, new_id
 
 MiB = 1 << 20
@@ -29,7 +29,8 @@ def options(ceph_env):
 
 @pytest.fixture
 def theirs(options):
-    """glance_store's RBD store (layering-only images, as ours: see glance_store_ng.reference)."""
+    """glance_store's RBD store (layering-only images, as ours: see
+    glance_store_ng.bench.reference)."""
     with open_reference("rbd", options) as store:
         yield store
 

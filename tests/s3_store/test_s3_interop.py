@@ -17,7 +17,7 @@ from bench_testing import bench_beside_glance_store
 from s3_testing import S3Server
 
 from glance_store_ng import open_store
-from glance_store_ng.reference import open_reference
+from glance_store_ng.bench.reference import open_reference
 from glance_store_ng.testing.conformance import new_id, random_bytes
 
 MiB = 1 << 20

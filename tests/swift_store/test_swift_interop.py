@@ -4,7 +4,7 @@ Both drivers use the same reference file, so locations are
 ``swift+config://ref1/<container>/<id>``. glance_store 5.7 authenticates
 through Keystone v3 only; the Swift all-in-one runs tempauth (v1). So the
 one thing replaced in glance_store is where its swiftclient connection comes
-from (see :mod:`glance_store_ng.reference`); its add, get and delete code runs
+from (see :mod:`glance_store_ng.bench.reference`); its add, get and delete code runs
 unchanged, against the real server.
 """
 
@@ -20,7 +20,7 @@ from bench_testing import bench_beside_glance_store
 from swift_testing import objects_under, swift_options
 
 from glance_store_ng import open_store
-from glance_store_ng.reference import open_reference
+from glance_store_ng.bench.reference import open_reference
 from glance_store_ng.testing.conformance import new_id, random_bytes
 
 MiB = 1 << 20
@@ -100,7 +100,7 @@ def test_image_ours_wrote_reads_and_deletes_through_glance_store(
 
 def test_bench_measures_glance_store_beside_ours(swift_env, container, admin, tmp_path):
     """An operator's glance-api.conf with credentials inline (glance_store gets them in a
-    reference file of its own, see glance_store_ng.reference): bench runs both drivers
+    reference file of its own, see glance_store_ng.bench.reference): bench runs both drivers
     and leaves nothing in the container."""
     options = swift_options(swift_env, container)
     bench_beside_glance_store(

@@ -35,8 +35,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from .errors import ConfigError, InvalidArgument
-from .registry import load_driver
+from ..errors import ConfigError, InvalidArgument
+from ..registry import load_driver
 
 __all__ = ["DRIVERS", "Added", "ReferenceStore", "glance_store_available", "open_reference"]
 
@@ -216,7 +216,7 @@ def _adapt_swift(options: dict[str, Any], workdir: Path) -> Any:
     """Give glance_store a reference file; return a v1 connection factory if v1 auth."""
     import swiftclient
 
-    from .config import open_store
+    from ..config import open_store
 
     ours = open_store("swift", options)  # resolves the credentials as our driver does
     try:

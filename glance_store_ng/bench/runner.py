@@ -1,0 +1,136 @@
+"""The benchmark run: every case through every implementation, each step in a fresh process.
+
+:func:`run_bench` generates the images (:mod:`.cases`), then for each one runs
+the baselines and, per implementation, an add, a get and a delete, each in its
+own child process (``python -m glance_store_ng.bench SPEC``, see :mod:`.steps`)
+so that its peak RSS is its own. glance_store is looked for only when asked to
+compare; then its driver for the measured backend runs beside ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from ..config import configured_backends
+from ..errors import ConfigError
+from .cases import CASES, GLANCE_STORE, NO_FSYNC, OURS, make_image
+from .report import Measurement
+
+__all__ = ["run_bench", "run_child"]
+
+MiB = 1 << 20
+BASELINES = (("hashlib", "hash md5"), ("hashlib", "hash md5+sha512"), ("read/write", "copy+fsync"))
+
+
+def run_bench(
+    *,
+    size: int,
+    files: list[str] = (),  # type: ignore[assignment]
+    config: str | None = None,
+    backend: str | None = None,
+    workdir: str | None = None,
+    compare: bool = True,
+    baselines: bool = True,
+    progress: Callable[[str], None] = lambda line: None,
+) -> list[Measurement]:
+    """Every case (``size`` bytes each, plus ``files``) through every implementation: the
+    embedded file store in a temporary directory, or ``backend`` of the glance-api.conf
+    ``config``; beside the bare baselines unless ``baselines`` is false, and glance_store's
+    driver for the same backend where ``compare`` and glance_store is installed."""
+    driver = _measured_driver(config, backend)
+    impls = [OURS] + ([NO_FSYNC] if not config else [])
+    if compare and _comparable(driver, progress):
+        impls.append(GLANCE_STORE)
+    work = tempfile.mkdtemp(prefix="gsn-bench-", dir=workdir)
+    try:
+        datadir = os.path.join(work, "store")
+        os.makedirs(datadir)
+        cases: list[tuple[str, str]] = []
+        for name, (zeros, run) in CASES.items():
+            path = os.path.join(work, f"image-{len(cases)}")
+            progress(f"generating the {name} image ({size / MiB:.0f} MiB)")
+            make_image(path, size, zeros, run)
+            cases.append((name, path))
+        cases += [(os.path.basename(f), f) for f in files]
+        base = {"datadir": datadir, "config": config, "backend": backend}
+        results: list[Measurement] = []
+        for name, path in cases:
+            image_size = os.path.getsize(path)
+            for impl, op in BASELINES if baselines else ():
+                progress(f"{name}: {op} ({impl})")
+                out = run_child({**base, "operation": op, "implementation": impl, "path": path})
+                results.append(_measurement(name, op, impl, image_size, out))
+            for impl in impls:
+                progress(f"{name}: add ({impl})")
+                added = run_child(
+                    {**base, "operation": "add", "implementation": impl, "path": path}
+                )
+                results.append(_measurement(name, "add", impl, image_size, added))
+                progress(f"{name}: get ({impl})")
+                spec = {**base, "implementation": impl, "location": added["location"]}
+                try:
+                    got = run_child({**spec, "operation": "get"})
+                    results.append(_measurement(name, "get", impl, image_size, got))
+                finally:  # a configured backend must not keep benchmark images
+                    run_child({**spec, "operation": "delete"})
+        return results
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the step ``spec`` in a fresh Python process; return its figures (JSON)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "glance_store_ng.bench", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"benchmark step {spec['implementation']} {spec['operation']} failed:\n{done.stderr}"
+        )
+    return json.loads(done.stdout)
+
+
+def _comparable(driver: str, progress: Callable[[str], None]) -> bool:
+    """Whether glance_store is installed and has a driver like ``driver`` (say so if not)."""
+    from .reference import DRIVERS, glance_store_available
+
+    if not glance_store_available():
+        return False
+    if driver not in DRIVERS:
+        progress("glance_store has no driver like this backend's: not compared")
+        return False
+    return True
+
+
+def _measured_driver(config: str | None, backend: str | None) -> str:
+    """The driver of the backend measured (the embedded store is a file store); a
+    ConfigError names an unknown backend before anything runs."""
+    if not config:
+        return "file"
+    backends, default = configured_backends(config)
+    name = backend or default
+    if name not in backends:
+        raise ConfigError(f"no backend {name!r}; enabled backends: {', '.join(backends)}")
+    return backends[name].driver
+
+
+def _measurement(case: str, op: str, impl: str, size: int, out: dict[str, Any]) -> Measurement:
+    return Measurement(
+        case=case,
+        operation=op,
+        implementation=impl,
+        size=size,
+        seconds=out["seconds"],
+        cpu_seconds=out["cpu_seconds"],
+        peak_rss_growth=out["peak_rss_growth"],
+        allocated=out.get("allocated"),
+    )

@@ -28,8 +28,47 @@ For a driver of your own::
 Run it with pytest. Tests that need a capability (``Capabilities.thin``...)
 are gated on the store's capabilities. Use a random root (prefix, container,
 directory) per run so runs never collide.
+
+If your driver can leave orphans (it implements ``find_orphans`` and
+``remove_orphan``), opt in to :class:`OrphanTests` as well: each test runs an
+add in another Python process, kills it with SIGKILL once the backend holds
+part of the image, and checks that ``find_orphans`` lists exactly what it left
+(named and sized as your fixture expects, only once it is older than
+``older_than``), that no reader sees the image, that ``remove_orphan`` and
+``glance-store-ng gc`` remove all of it and nothing else, and that a running
+add is left alone and a completed one leaves nothing. Your fixture class then
+also says how to open the same store in that process and what an add leaves::
+
+    from glance_store_ng.store import Orphan
+    from glance_store_ng.testing import OrphanTests
+
+    class MyFixture(StoreFixture):
+        ...  # make_store, backend_listing as above
+
+        #: small parts, so the first MiB sent are written
+        orphan_options = {"my_part_size": 1}
+        orphan_sent = 3 << 20  # the killed add's source gives 3 MiB, then stalls
+        orphan_written = 2 << 20  # all the backend then holds of it (none in flight)
+
+        def open_store_args(self, **options):
+            # what open_store takes to open make_store(**options)'s store elsewhere (JSON);
+            # make_store itself may then be ``yield from self.store_factory()``
+            return "mydriver", {"my_endpoint": ..., **options}
+
+        def orphan_of(self, store, image_id):
+            # what an add of image_id left so far, seen with the backend's own client,
+            # as find_orphans must name and size it; None if nothing or a complete image
+            parts = ...
+            return Orphan(f"my://{image_id}?upload=...", sum(...), 0.0) if parts else None
+
+        def release_killed_add(self, store, orphan):
+            ...  # optional: make the backend drop what the dead process still holds
+
+    class TestMyDriverOrphans(OrphanTests, MyFixture):
+        pass
 """
 
 from .conformance import StoreConformance, StoreFixture
+from .orphans import OrphanTests
 
-__all__ = ["StoreConformance", "StoreFixture"]
+__all__ = ["OrphanTests", "StoreConformance", "StoreFixture"]

@@ -8,14 +8,14 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import xxhash
 
-from glance_store_ng import errors
+from glance_store_ng import errors, open_store
 from glance_store_ng.locations import Location, parse_location
-from glance_store_ng.store import Store
+from glance_store_ng.store import Orphan, Store
 
 __all__ = ["StoreConformance", "StoreFixture"]
 
@@ -82,6 +82,49 @@ class StoreFixture:
     @pytest.fixture
     def store(self, make_store: Callable[..., Store]) -> Store:
         return make_store()
+
+    # -- what OrphanTests needs: adds killed in another process ------------------------------
+
+    def open_store_args(self, **options: Any) -> tuple[str, dict[str, Any]]:
+        """``(driver, options)`` such that ``open_store(driver, options)`` opens, in another
+        process, the store ``make_store(**options)`` opens; the options JSON-serialisable."""
+        raise NotImplementedError("OrphanTests needs the fixture class's open_store_args")
+
+    def store_factory(self) -> Iterator[Callable[..., Store]]:
+        """A ``make_store`` built on :meth:`open_store_args`, for a ``make_store`` fixture to
+        ``yield from``: it opens stores with ``open_store`` and closes them after the test."""
+        stores: list[Store] = []
+
+        def make(**options: Any) -> Store:
+            store = open_store(*self.open_store_args(**options))
+            stores.append(store)
+            return store
+
+        try:
+            yield make
+        finally:
+            for store in stores:
+                store.close()
+
+    def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
+        """What an add of ``image_id`` left in the backend so far (None: nothing yet), looked at
+        behind the driver's back, named and sized as ``find_orphans`` must list it (its
+        ``age`` is not compared). None once the add completed."""
+        raise NotImplementedError("OrphanTests needs the fixture class's orphan_of")
+
+    def release_killed_add(self, store: Store, orphan: Orphan) -> None:
+        """Called after an add was killed, before its orphan is removed: make the backend let
+        go of what the dead process still holds, as an operator would (an RBD watch lasts
+        until the OSD times it out). Nothing by default."""
+
+    #: Options of the stores whose adds are killed: parts, segments or objects small enough
+    #: that ``orphan_sent`` bytes leave some written.
+    orphan_options: ClassVar[dict[str, Any]] = {}
+    #: Bytes the killed add's source gives (in random 1 MiB pieces) before it stalls.
+    orphan_sent: int = 3 * MiB
+    #: Bytes of the add the backend holds once its source stalled (all it writes of
+    #: ``orphan_sent``, so none is in flight when it is killed): ``orphan_of``'s size then.
+    orphan_written: int = 3 * MiB
 
 
 def _read(store: Store, location: str, offset: int = 0, length: int | None = None) -> bytes:

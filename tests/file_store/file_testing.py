@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from glance_store_ng import open_store
-from glance_store_ng.store import Store
+from glance_store_ng.store import Orphan, Store
 from glance_store_ng.testing import StoreFixture
 
 
@@ -18,12 +18,12 @@ def path_of(location: str) -> str:
 
 class FilesystemFixture(StoreFixture):
     @pytest.fixture
-    def make_store(self, tmp_path) -> Callable[..., Store]:
-        def make(**options) -> Store:
-            options.setdefault("filesystem_store_datadir", str(tmp_path / "images"))
-            return open_store("file", options)
+    def make_store(self, tmp_path) -> Iterator[Callable[..., Store]]:
+        self.datadir = str(tmp_path / "images")
+        yield from self.store_factory()
 
-        return make
+    def open_store_args(self, **options: Any) -> tuple[str, dict[str, Any]]:
+        return "file", {"filesystem_store_datadir": self.datadir, **options}
 
     def backend_listing(self, store: Store) -> set[str]:
         return {
@@ -35,3 +35,14 @@ class FilesystemFixture(StoreFixture):
 
     def allocated_bytes(self, store: Store, location: str) -> int:
         return os.stat(location.removeprefix("file://")).st_blocks * 512
+
+    def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
+        """The add's temporary file, ``.<image id>.<random>.partial`` beside the images."""
+        found = [
+            entry
+            for datadir in store.datadirs
+            for entry in os.scandir(datadir.path)
+            if entry.name.startswith(f".{image_id}.") and entry.name.endswith(".partial")
+        ]
+        assert len(found) <= 1, f"more than one temporary file of {image_id}: {found}"
+        return Orphan(found[0].path, found[0].stat().st_size, 0.0) if found else None

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from glance_store_ng import open_store
+from glance_store_ng import errors
 from glance_store_ng.locations import parse_location
-from glance_store_ng.store import Store
+from glance_store_ng.store import Orphan, Store
 from glance_store_ng.testing import StoreFixture
 
 # Objects RBD keeps per pool or namespace for bookkeeping, not per image.
 BOOKKEEPING = {"rbd_directory", "rbd_children", "rbd_info", "rbd_trash", "rbd_mirroring"}
+# The image-meta key an add sets on its image until it completes (drivers/rbd/orphans.py).
+ADDING_MARK = "glance_store_ng.adding"
 
 
 @contextlib.contextmanager
@@ -57,27 +61,68 @@ class RbdFixture(StoreFixture):
     # Ceph's memstore OSD reports a written object as allocated whole.
     thin_block_size = 4 << 20
     store_defaults: dict[str, Any] = {"rbd_store_chunk_size": 4}
+    # Killed adds: 1 MiB objects, each written as it arrives (all 3 MiB sent).
+    orphan_options = {"rbd_store_chunk_size": 1}
 
     @pytest.fixture
     def make_store(self, ceph_env, namespace, cluster) -> Iterator[Callable[..., Store]]:
-        self.cluster = cluster
-        stores: list[Store] = []
+        self.cluster, self.ceph_env, self.namespace = cluster, ceph_env, namespace
+        yield from self.store_factory()
 
-        def make(**options: Any) -> Store:
-            options = {"rbd_store_namespace": namespace, **self.store_defaults, **options}
-            store = open_store("rbd", store_options(ceph_env, **options))
-            stores.append(store)
-            return store
-
-        yield make
-        for store in stores:
-            store.close()
+    def open_store_args(self, **options: Any) -> tuple[str, dict[str, Any]]:
+        options = {"rbd_store_namespace": self.namespace, **self.store_defaults, **options}
+        return "rbd", store_options(self.ceph_env, **options)
 
     def backend_listing(self, store: Store) -> set[str]:
         return listing(self.cluster, store.pool, store.namespace)
 
     def allocated_bytes(self, store: Store, location: str) -> int:
         return allocated_bytes(self.cluster, store, location)
+
+    def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
+        """The add's image, ``pool/namespace/<id>``, sized by its allocated bytes, while it
+        carries the add's mark (image-meta ``glance_store_ng.adding``); a complete image
+        has none."""
+        import rbd
+
+        try:
+            with (
+                opened_ioctx(self.cluster, store.pool, store.namespace) as ioctx,
+                rbd.Image(ioctx, image_id, read_only=True) as image,
+            ):
+                if ADDING_MARK not in dict(image.metadata_list()):
+                    return None
+                return Orphan(
+                    f"{store.pool}/{store.namespace}/{image_id}", image_allocated(image), 0.0
+                )
+        except rbd.ImageNotFound:
+            return None
+
+    def release_killed_add(self, store: Store, orphan: Orphan) -> None:
+        """The killed client's watch on the image lasts until Ceph times it out (30 s), and
+        keeps gc away: blocklist the dead client, as an operator would, and the OSD drops it."""
+        import rbd
+
+        with pytest.raises(errors.InUse, match="still open") as caught:
+            store.remove_orphan(orphan)
+        assert caught.value.retryable
+        with opened_ioctx(self.cluster, store.pool, store.namespace) as ioctx:
+            name = orphan.name.rpartition("/")[2]
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                watchers = [w["addr"] for w in image.watchers_list()]
+            for addr in watchers:
+                command = {"prefix": "osd blocklist", "blocklistop": "add", "addr": addr}
+                ret, _, message = self.cluster.mon_command(
+                    json.dumps({**command, "expire": 600.0}), b""
+                )
+                assert ret == 0, f"ceph osd blocklist add {addr}: {message}"
+            deadline = time.monotonic() + 90
+            while True:
+                with rbd.Image(ioctx, name, read_only=True) as image:
+                    if not list(image.watchers_list()):
+                        return
+                assert time.monotonic() < deadline, "Ceph never dropped the killed client's watch"
+                time.sleep(0.1)
 
 
 def listing(cluster: Any, pool: str, namespace: str) -> set[str]:

@@ -30,11 +30,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from tcp_relay import Relay
 
-from glance_store_ng import open_store
-from glance_store_ng.store import Store
+from glance_store_ng.store import Orphan, Store
 from glance_store_ng.testing import StoreFixture
 
 SERVERS = ("swift-s3api", "radosgw")
+MiB = 1 << 20
 
 
 @dataclass
@@ -212,26 +212,42 @@ def bucket(s3_server: S3Server) -> Iterator[str]:
 
 
 class S3Fixture(StoreFixture):
-    """The conformance suite's fixture: stores on a fresh bucket of each real server."""
+    """The shipped suites' fixture: stores on a fresh bucket of each real server."""
 
     @pytest.fixture
     def make_store(self, s3_server: S3Server, bucket: str) -> Iterator[Callable[..., Store]]:
-        stores: list[Store] = []
-        self.server = s3_server
-
-        def make(**options: Any) -> Store:
-            store = open_store("s3", s3_server.options(bucket, **self.store_options, **options))
-            stores.append(store)
-            return store
-
-        yield make
-        for store in stores:
-            store.close()
+        self.server, self.bucket = s3_server, bucket
+        yield from self.store_factory()
 
     store_options: dict[str, Any] = {}
+    # Killed adds: an image of unknown size in 5 MiB parts whose source stalls after
+    # 11 MiB: parts 1 and 2 are sent, the last MiB waits for the image's end.
+    orphan_options = {"s3_store_large_object_chunk_size": 5}
+    orphan_sent = 11 * MiB
+    orphan_written = 10 * MiB
+
+    def open_store_args(self, **options: Any) -> tuple[str, dict[str, Any]]:
+        return "s3", self.server.options(self.bucket, **{**self.store_options, **options})
 
     def backend_listing(self, store: Store) -> set[str]:
         return self.server.listing(store.bucket)
+
+    def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
+        """The add's pending multipart upload, ``s3://host/bucket/<id>?uploadId=<upload id>``,
+        sized by its parts (S3 shows no upload before the add started one, nor after it
+        completed it)."""
+        uploads = [u for u in self.server.pending_uploads(store.bucket) if u["Key"] == image_id]
+        if not uploads:
+            return None
+        [upload] = uploads
+        parts = self.server.client().list_parts(
+            Bucket=store.bucket, Key=image_id, UploadId=upload["UploadId"]
+        )
+        return Orphan(
+            f"{store.uri_of(image_id)}?uploadId={upload['UploadId']}",
+            sum(part["Size"] for part in parts.get("Parts", [])),
+            0.0,
+        )
 
 
 # -- a TCP relay between the driver and a real server, to cut the line (tests/tcp_relay.py) --

@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from swift_testing import SwiftFixture
 
-import pytest
-from swift_testing import objects_under
-
-from glance_store_ng.store import Store
-from glance_store_ng.testing import StoreConformance, StoreFixture
-
-
-class SwiftFixture(StoreFixture):
-    #: Options every store of the class gets (a subclass changes them).
-    extra_options: dict = {}
-
-    @pytest.fixture
-    def make_store(self, swift_store, admin) -> Callable[..., Store]:
-        self._admin = admin
-
-        def make(**options) -> Store:
-            return swift_store(**{**self.extra_options, **options})
-
-        return make
-
-    def backend_listing(self, store: Store) -> set[str]:
-        """Every object of the store's containers: images, manifests, segments."""
-        return objects_under(self._admin, store.container)
+from glance_store_ng.testing import StoreConformance
 
 
 class TestSwiftConformance(StoreConformance, SwiftFixture):

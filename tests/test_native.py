@@ -12,6 +12,7 @@ Without the C module the ``native`` cases are skipped, unless
 from __future__ import annotations
 
 import array
+import gc
 import hashlib
 import importlib
 import mmap
@@ -444,6 +445,23 @@ def _queued_pipe(impl):
     return digests, pipe, expected
 
 
+def test_hash_pipe_closed_from_two_threads_at_once(impl):
+    """Each close() returns only once the digests are complete; closing again is harmless."""
+    for _ in range(5):
+        digests, pipe, expected = _queued_pipe(impl)
+
+        def close_and_read(pipe=pipe, digests=digests):
+            pipe.close()
+            return [d.hexdigest() for d in digests]
+
+        assert _in_threads(close_and_read) == [expected, expected]
+        pipe.close()
+        pipe.close(abandon=True)
+        assert [d.hexdigest() for d in digests] == expected
+        with pytest.raises(ValueError):
+            pipe.submit(b"late")
+
+
 def test_c_hash_pipe_closed_from_two_threads_at_once():
     """gsn_hashpipe_close() itself: concurrent and repeated calls join the threads once."""
     _require_native()
@@ -458,6 +476,31 @@ def test_c_hash_pipe_closed_from_two_threads_at_once():
         assert native._lib.gsn_hashpipe_wait(pipe._pipe, 4) == native._lib.GSN_OK
         pipe.close()  # the wrapper's own close: a third C close, and it unlocks the digests
         assert [d.hexdigest() for d in digests] == expected
+
+
+def test_hash_pipe_abandoned_from_two_threads_at_once(impl):
+    digests, pipe, _ = _queued_pipe(impl)
+    assert _in_threads(lambda: pipe.close(abandon=True)) == [None, None]
+    pipe.close()
+    for digest in digests:
+        digest.update(b"usable again")
+        assert len(digest.digest()) == digest.digest_size
+
+
+def test_hash_pipe_dropped_unclosed_frees_its_digests(impl):
+    digests, pipe, _ = _queued_pipe(impl)
+    del pipe
+    gc.collect()
+    (sizes,) = _in_threads(lambda: [len(d.digest()) for d in digests], count=1)
+    assert sizes == [d.digest_size for d in digests]
+
+
+def test_hash_pipe_refuses_a_digest_twice(impl):
+    digest = impl.new_digest("md5")
+    with pytest.raises(ValueError, match="only once"):
+        impl.HashPipe([digest, digest], 2)
+    digest.update(b"abc")
+    assert digest.hexdigest() == hashlib.md5(b"abc").hexdigest()
 
 
 def test_hash_pipe_digests_are_locked_while_open():

@@ -151,8 +151,11 @@ class HashPipe:
     def __init__(self, digests, capacity: int) -> None:
         if not digests or capacity <= 0:
             raise ValueError("a hash pipe needs at least one digest and a positive capacity")
+        if len({id(d) for d in digests}) != len(digests):
+            raise ValueError("a digest can be fed by a hash pipe only once")
         self._capacity = capacity
         self._cond = threading.Condition()
+        self._closing = threading.Lock()  # held by close() throughout
         self._queues: list[queue.SimpleQueue] = []
         self._done = [0] * len(digests)
         self._submitted = 0
@@ -184,14 +187,15 @@ class HashPipe:
     def submit(self, buffer) -> int:
         """Queue ``buffer`` for every digest; return its number (1, 2, ...)."""
         with self._cond:
-            if self._closed:
+            self._cond.wait_for(
+                lambda: self._closed or self._submitted - min(self._done) < self._capacity
+            )
+            if self._closed:  # also when close() came while this waited for room
                 raise ValueError("the hash pipe is closed")
-            self._cond.wait_for(lambda: self._submitted - min(self._done) < self._capacity)
             self._submitted += 1
-            number = self._submitted
-        for inbox in self._queues:
-            inbox.put(buffer)
-        return number
+            for inbox in self._queues:  # under the lock: never after close()'s None
+                inbox.put(buffer)
+            return self._submitted
 
     def wait(self, number: int) -> None:
         """Return once every digest has consumed buffer ``number`` and those before it.
@@ -205,16 +209,21 @@ class HashPipe:
                 raise ValueError("the hash pipe was abandoned")
 
     def close(self, abandon: bool = False) -> None:
-        """Stop the threads (after the queued buffers unless ``abandon``); raise a digest error."""
-        if self._closed:
-            return
-        self._closed = True
-        self._abandon = self._abandon or abandon
-        for inbox in self._queues:
-            inbox.put(None)
-        with self._cond:
-            self._cond.notify_all()
-        for thread in self._threads:
-            thread.join()
+        """Stop the threads (after the queued buffers unless ``abandon``); raise a digest error.
+
+        Closing again, or from several threads at once, is harmless: the first
+        call decides ``abandon``, the others return once it is done.
+        """
+        with self._closing:
+            if self._closed:
+                return
+            with self._cond:
+                self._closed = True
+                self._abandon = abandon
+                for inbox in self._queues:
+                    inbox.put(None)
+                self._cond.notify_all()
+            for thread in self._threads:
+                thread.join()
         if self._error is not None and not abandon:
             raise self._error

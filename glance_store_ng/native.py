@@ -237,23 +237,30 @@ class _NativeHashPipe:
     """The C hash pipe: one POSIX thread per digest, no GIL involved while hashing.
 
     Same interface as ``_fallback.HashPipe``. The digests are locked for the
-    pipe's lifetime: only its threads touch them until :meth:`close`.
+    pipe's lifetime: only its threads touch them until :meth:`close`. The C
+    pipe is freed when this object is collected; one dropped unclosed is closed
+    (abandoning) first, so its digests are usable again.
     """
 
     def __init__(self, digests: list[_NativeDigest], capacity: int) -> None:
+        if len({id(d) for d in digests}) != len(digests):
+            raise ValueError("a digest can be fed by a hash pipe only once")
         self._digests = digests
+        # Held by close() throughout, so a second close returns once the first is done.
+        self._lock = threading.Lock()  # guards _closed and _held
+        self._held: collections.deque = collections.deque()  # (number, buffer) in flight
+        self._number = _ffi.new("uint64_t *")
+        self._closed = True  # until the C pipe runs
         for digest in digests:
             digest._lock.acquire()
         try:
             states = _ffi.new("gsn_digest *[]", [d._state for d in digests])
             out = _ffi.new("gsn_hashpipe **")
-            _check(_lib.gsn_hashpipe_new(states, len(digests), capacity, out), "hash pipe")
+            _check(_lib.gsn_hashpipe_new(states, len(digests), capacity, out), "new hash pipe")
         except BaseException:
             self._unlock()
             raise
         self._pipe = _ffi.gc(out[0], _lib.gsn_hashpipe_free)
-        self._held: collections.deque = collections.deque()  # (number, buffer) in flight
-        self._number = _ffi.new("uint64_t *")
         self._closed = False
 
     def submit(self, buffer) -> int:
@@ -269,24 +276,35 @@ class _NativeHashPipe:
     def wait(self, number: int) -> None:
         """Return once every digest has consumed buffer ``number`` and those before it."""
         _check(_lib.gsn_hashpipe_wait(self._pipe, number), "hash pipe wait")
-        while self._held and self._held[0][0] <= number:
-            _ffi.release(self._held.popleft()[1])
+        with self._lock:
+            while self._held and self._held[0][0] <= number:
+                _ffi.release(self._held.popleft()[1])
 
     def close(self, abandon: bool = False) -> None:
-        """Stop the threads (after the queued buffers unless ``abandon``)."""
-        if self._closed:
-            return
-        self._closed = True
-        code = _lib.gsn_hashpipe_close(self._pipe, int(abandon))
-        while self._held:
-            _ffi.release(self._held.popleft()[1])
-        self._unlock()
+        """Stop the threads (after the queued buffers unless ``abandon``).
+
+        Closing again, or from several threads at once, is harmless: the first
+        call decides ``abandon``, the others return once it is done.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            code = _lib.gsn_hashpipe_close(self._pipe, int(abandon))
+            while self._held:
+                _ffi.release(self._held.popleft()[1])
+            self._unlock()
         if not abandon:
-            _check(code, "hash pipe")
+            _check(code, "hash pipe close")
 
     def _unlock(self) -> None:
         for digest in self._digests:
             digest._lock.release()
+
+    def __del__(self) -> None:
+        # Join the threads while the buffers they read are still held.
+        if not getattr(self, "_closed", True):
+            self.close(abandon=True)
 
 
 def HashPipe(digests: list[Digest], capacity: int):  # noqa: N802 - a class-like factory

@@ -4,12 +4,20 @@
  *
  * Buffer number s (1-based) sits in ring[(s - 1) % capacity]. Each worker
  * counts the buffers it has consumed (`done`); a buffer is finished when the
- * slowest worker is past it. One mutex guards the counters; `work` wakes the
- * workers when a buffer is queued or the pipe stops, `progress` wakes the
- * caller when a worker finishes a buffer. Hashing itself runs unlocked.
+ * slowest worker is past it. One mutex guards the counters and the flags;
+ * `work` wakes the workers when a buffer is queued or the pipe closes,
+ * `progress` wakes the callers when a worker finishes a buffer or the threads
+ * have been joined. Hashing itself runs unlocked.
+ *
+ * Closing: the first gsn_hashpipe_close() sets `closing` under the lock and is
+ * the only call that joins the threads (joining a thread twice is undefined;
+ * glibc hangs). Any other close, concurrent or later, waits for `closed` and
+ * returns the same status. Only gsn_hashpipe_free() releases the pipe, so a
+ * close never touches freed memory while the caller keeps to its contract.
  */
 #include "gsn_native.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -36,9 +44,10 @@ struct gsn_hashpipe {
     struct gsn_worker *workers;
     size_t n_workers;
     size_t n_started;
-    int stopping;
-    int abandon;
-    int closed;
+    int closing; /* a close has begun: no more submits; its caller joins the threads */
+    int abandon; /* that close drops the buffers still queued */
+    int closed;  /* the threads are joined and `status` is set */
+    int status;  /* what the close returns: the first error a digest reported */
 };
 
 static uint64_t gsn_slowest(const struct gsn_hashpipe *pipe)
@@ -57,10 +66,10 @@ static void *gsn_worker_main(void *arg)
 
     pthread_mutex_lock(&pipe->lock);
     for (;;) {
-        while (worker->done == pipe->submitted && !pipe->stopping)
+        while (worker->done == pipe->submitted && !pipe->closing)
             pthread_cond_wait(&pipe->work, &pipe->lock);
         if (pipe->abandon || worker->done == pipe->submitted)
-            break; /* stopping, and nothing queued is left for this worker */
+            break; /* closing, and nothing queued is left for this worker */
         struct gsn_task task = pipe->ring[worker->done % pipe->capacity];
         pthread_mutex_unlock(&pipe->lock);
 
@@ -75,9 +84,17 @@ static void *gsn_worker_main(void *arg)
     return NULL;
 }
 
+/* The status for an error number from pthread_*_init() or pthread_create(). */
+static int gsn_thread_status(int err)
+{
+    return err == ENOMEM ? GSN_ENOMEM : GSN_ETHREAD;
+}
+
 int gsn_hashpipe_new(gsn_digest **digests, size_t n_digests, size_t capacity,
                      gsn_hashpipe **out)
 {
+    int err;
+
     if (digests == NULL || n_digests == 0 || capacity == 0 || out == NULL)
         return GSN_EINVAL;
     for (size_t i = 0; i < n_digests; i++)
@@ -89,28 +106,40 @@ int gsn_hashpipe_new(gsn_digest **digests, size_t n_digests, size_t capacity,
     pipe->ring = calloc(capacity, sizeof(*pipe->ring));
     pipe->workers = calloc(n_digests, sizeof(*pipe->workers));
     if (pipe->ring == NULL || pipe->workers == NULL) {
-        free(pipe->ring);
-        free(pipe->workers);
-        free(pipe);
-        return GSN_ENOMEM;
+        err = ENOMEM;
+        goto free_memory;
     }
     pipe->capacity = capacity;
     pipe->n_workers = n_digests;
-    pthread_mutex_init(&pipe->lock, NULL);
-    pthread_cond_init(&pipe->work, NULL);
-    pthread_cond_init(&pipe->progress, NULL);
+    if ((err = pthread_mutex_init(&pipe->lock, NULL)) != 0)
+        goto free_memory;
+    if ((err = pthread_cond_init(&pipe->work, NULL)) != 0)
+        goto destroy_lock;
+    if ((err = pthread_cond_init(&pipe->progress, NULL)) != 0)
+        goto destroy_work;
     for (size_t i = 0; i < n_digests; i++) {
         struct gsn_worker *worker = &pipe->workers[i];
         worker->pipe = pipe;
         worker->digest = digests[i];
-        if (pthread_create(&worker->thread, NULL, gsn_worker_main, worker) != 0) {
-            gsn_hashpipe_free(pipe);
-            return GSN_ETHREAD;
+        err = pthread_create(&worker->thread, NULL, gsn_worker_main, worker);
+        if (err != 0) {
+            gsn_hashpipe_free(pipe); /* joins the n_started threads, releases all */
+            return gsn_thread_status(err);
         }
         pipe->n_started++;
     }
     *out = pipe;
     return GSN_OK;
+
+destroy_work:
+    pthread_cond_destroy(&pipe->work);
+destroy_lock:
+    pthread_mutex_destroy(&pipe->lock);
+free_memory:
+    free(pipe->ring);
+    free(pipe->workers);
+    free(pipe);
+    return gsn_thread_status(err);
 }
 
 int gsn_hashpipe_submit(gsn_hashpipe *pipe, const uint8_t *data, size_t len, uint64_t *seq)
@@ -118,9 +147,9 @@ int gsn_hashpipe_submit(gsn_hashpipe *pipe, const uint8_t *data, size_t len, uin
     if (pipe == NULL || seq == NULL || (data == NULL && len != 0))
         return GSN_EINVAL;
     pthread_mutex_lock(&pipe->lock);
-    while (!pipe->stopping && pipe->submitted - gsn_slowest(pipe) >= pipe->capacity)
+    while (!pipe->closing && pipe->submitted - gsn_slowest(pipe) >= pipe->capacity)
         pthread_cond_wait(&pipe->progress, &pipe->lock);
-    if (pipe->stopping) {
+    if (pipe->closing) {
         pthread_mutex_unlock(&pipe->lock);
         return GSN_ECLOSED;
     }
@@ -155,24 +184,33 @@ int gsn_hashpipe_close(gsn_hashpipe *pipe, int abandon)
     if (pipe == NULL)
         return GSN_EINVAL;
     pthread_mutex_lock(&pipe->lock);
-    if (pipe->closed) {
+    if (pipe->closing) {
+        /* Another call joins the threads: wait until it has, report what it reports. */
+        while (!pipe->closed)
+            pthread_cond_wait(&pipe->progress, &pipe->lock);
+        int status = pipe->status;
         pthread_mutex_unlock(&pipe->lock);
-        return GSN_OK;
+        return status;
     }
-    pipe->stopping = 1;
-    pipe->abandon = pipe->abandon || abandon;
+    pipe->closing = 1;
+    pipe->abandon = abandon != 0;
     pthread_cond_broadcast(&pipe->work);
     pthread_cond_broadcast(&pipe->progress);
     pthread_mutex_unlock(&pipe->lock);
+
+    /* Only the call that set `closing` gets here: each thread is joined once. */
     for (size_t i = 0; i < pipe->n_started; i++)
         pthread_join(pipe->workers[i].thread, NULL);
+    int status = GSN_OK;
+    for (size_t i = 0; i < pipe->n_workers && status == GSN_OK; i++)
+        status = pipe->workers[i].error;
+
     pthread_mutex_lock(&pipe->lock);
+    pipe->status = status;
     pipe->closed = 1;
+    pthread_cond_broadcast(&pipe->progress);
     pthread_mutex_unlock(&pipe->lock);
-    for (size_t i = 0; i < pipe->n_workers; i++)
-        if (pipe->workers[i].error != GSN_OK)
-            return pipe->workers[i].error;
-    return GSN_OK;
+    return status;
 }
 
 void gsn_hashpipe_free(gsn_hashpipe *pipe)

@@ -97,7 +97,7 @@ const char *gsn_strerror(int code)
     case GSN_ECRYPTO:
         return "the crypto library reported an error";
     case GSN_ETHREAD:
-        return "a hashing thread could not be started";
+        return "a hashing thread, or its mutex or condition variable, could not be created";
     case GSN_ECLOSED:
         return "the hash pipe is closed";
     default:

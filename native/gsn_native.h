@@ -87,7 +87,9 @@ int gsn_zero_extents(const uint8_t *buf, size_t len, size_t block_size, size_t o
  */
 typedef struct gsn_hashpipe gsn_hashpipe;
 
-/* A pipe over `n_digests` digests with at most `capacity` buffers in flight. */
+/* A pipe over `n_digests` digests with at most `capacity` buffers in flight.
+ * GSN_ETHREAD (or GSN_ENOMEM) when a thread, mutex or condition variable
+ * cannot be created; nothing is left behind then. */
 int gsn_hashpipe_new(gsn_digest **digests, size_t n_digests, size_t capacity,
                      gsn_hashpipe **out);
 
@@ -101,10 +103,14 @@ int gsn_hashpipe_submit(gsn_hashpipe *pipe, const uint8_t *data, size_t len, uin
 int gsn_hashpipe_wait(gsn_hashpipe *pipe, uint64_t seq);
 
 /* Stop and join the threads: after the queued buffers, or at once when
- * `abandon` is non-zero. Returns the first error a digest reported. */
+ * `abandon` is non-zero. Returns the first error a digest reported.
+ * Safe to call again, and from several threads at once: the first call
+ * decides `abandon` and joins the threads; the others wait until it has and
+ * return the same status. */
 int gsn_hashpipe_close(gsn_hashpipe *pipe, int abandon);
 
-/* Close (abandoning) if still open, and release the pipe; NULL is allowed. */
+/* Close (abandoning) if still open, and release the pipe; NULL is allowed.
+ * Call it once, when no other call on the pipe is running or will follow. */
 void gsn_hashpipe_free(gsn_hashpipe *pipe);
 /* CDEF END */
 

@@ -12,6 +12,7 @@ Without the C module the ``native`` cases are skipped, unless
 from __future__ import annotations
 
 import array
+import gc
 import hashlib
 import importlib
 import mmap
@@ -400,6 +401,106 @@ def test_hash_pipe_abandon_stops_at_once(impl):
     pipe.close()  # closing twice is harmless
     with pytest.raises(ValueError):
         pipe.submit(b"late")
+
+
+def _in_threads(target, count: int = 2, timeout: float = 60) -> list:
+    """Run ``target()`` on ``count`` threads released at once; their results, in order.
+
+    Fails (rather than hangs) when a thread is still blocked after ``timeout``.
+    """
+    start = threading.Barrier(count)
+    results: list = [None] * count
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            results[index] = target()
+        except BaseException as exc:  # re-raised below, on the test's thread
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread is still blocked"
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+def _queued_pipe(impl):
+    """An md5 + sha512 pipe with 8 MiB queued, and the expected hex digests.
+
+    The threads are still hashing when it returns (the expected digests are
+    computed first), so a close that comes at once has to wait for them.
+    """
+    piece = os.urandom(1 << 21)
+    whole = piece * 4
+    expected = [hashlib.md5(whole).hexdigest(), hashlib.sha512(whole).hexdigest()]
+    digests, pipe = _pipe_for(impl, ["md5", "sha512"], 4)
+    for _ in range(4):
+        pipe.submit(piece)
+    return digests, pipe, expected
+
+
+def test_hash_pipe_closed_from_two_threads_at_once(impl):
+    """Each close() returns only once the digests are complete; closing again is harmless."""
+    for _ in range(5):
+        digests, pipe, expected = _queued_pipe(impl)
+
+        def close_and_read(pipe=pipe, digests=digests):
+            pipe.close()
+            return [d.hexdigest() for d in digests]
+
+        assert _in_threads(close_and_read) == [expected, expected]
+        pipe.close()
+        pipe.close(abandon=True)
+        assert [d.hexdigest() for d in digests] == expected
+        with pytest.raises(ValueError):
+            pipe.submit(b"late")
+
+
+def test_c_hash_pipe_closed_from_two_threads_at_once():
+    """gsn_hashpipe_close() itself: concurrent and repeated calls join the threads once."""
+    _require_native()
+    for _ in range(5):
+        digests, pipe, expected = _queued_pipe(native)
+
+        def close_in_c(pipe=pipe):
+            return native._lib.gsn_hashpipe_close(pipe._pipe, 0)
+
+        assert _in_threads(close_in_c) == [native._lib.GSN_OK] * 2
+        assert native._lib.gsn_hashpipe_close(pipe._pipe, 1) == native._lib.GSN_OK
+        assert native._lib.gsn_hashpipe_wait(pipe._pipe, 4) == native._lib.GSN_OK
+        pipe.close()  # the wrapper's own close: a third C close, and it unlocks the digests
+        assert [d.hexdigest() for d in digests] == expected
+
+
+def test_hash_pipe_abandoned_from_two_threads_at_once(impl):
+    digests, pipe, _ = _queued_pipe(impl)
+    assert _in_threads(lambda: pipe.close(abandon=True)) == [None, None]
+    pipe.close()
+    for digest in digests:
+        digest.update(b"usable again")
+        assert len(digest.digest()) == digest.digest_size
+
+
+def test_hash_pipe_dropped_unclosed_frees_its_digests(impl):
+    digests, pipe, _ = _queued_pipe(impl)
+    del pipe
+    gc.collect()
+    (sizes,) = _in_threads(lambda: [len(d.digest()) for d in digests], count=1)
+    assert sizes == [d.digest_size for d in digests]
+
+
+def test_hash_pipe_refuses_a_digest_twice(impl):
+    digest = impl.new_digest("md5")
+    with pytest.raises(ValueError, match="only once"):
+        impl.HashPipe([digest, digest], 2)
+    digest.update(b"abc")
+    assert digest.hexdigest() == hashlib.md5(b"abc").hexdigest()
 
 
 def test_hash_pipe_digests_are_locked_while_open():

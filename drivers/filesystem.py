@@ -265,6 +265,11 @@ class FilesystemStore(Store):
             f"{self.label}: {location.masked} is outside the data directories ({roots})"
         )
 
+    @property
+    def location_prefix(self) -> str | None:
+        """The highest-priority data directory's ``file://`` prefix (adds go there first)."""
+        return self._location(self.datadirs[0].path) + "/"
+
     @staticmethod
     def _location(path: str) -> str:
         return "file://" + path
@@ -379,7 +384,7 @@ class FilesystemStore(Store):
     # -- get, get_size, delete -----------------------------------------------------------
 
     def _open_image(self, path: str) -> tuple[int, int]:
-        with _os_errors(self.label, f"no image at {self._location(path)}"):
+        with _os_errors(self.label, f"opening {self._location(path)}"):
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
             info = os.fstat(fd)
@@ -433,7 +438,7 @@ class FilesystemStore(Store):
 
     def _delete(self, location: str) -> None:
         shown = self._location(location)
-        with _os_errors(self.label, f"no image at {shown}"):
+        with _os_errors(self.label, f"deleting {shown}"):
             mode = os.lstat(location).st_mode
             if stat.S_ISLNK(mode):
                 raise BadLocation(f"{self.label}: {shown} is a symbolic link, not an image file")

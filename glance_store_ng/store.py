@@ -184,6 +184,13 @@ class Store(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the store is not used afterwards."""
 
+    @property
+    def location_prefix(self) -> str | None:
+        """What every location this store writes starts with (``file:///srv/images/``,
+        ``s3://host/bucket/``), for frontends that route locations by prefix, as Glance's
+        ``url_prefix``; None when the store has no such prefix."""
+        return None
+
     def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
         """What interrupted adds left behind (a crash, a killed process), older than
         ``older_than`` seconds: temporary files, pending uploads, stray segments.

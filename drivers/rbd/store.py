@@ -265,6 +265,12 @@ class RbdStore(Store):
                 self._remove_snapshot(image, SNAPSHOT, orphan.name)
             rbd.RBD().remove(ioctx, name)
 
+    @property
+    def location_prefix(self) -> str:
+        """``rbd://FSID/POOL/[NAMESPACE/]``: connects to the cluster for its fsid."""
+        parts = (self.cluster.fsid, self.pool, self.namespace)
+        return "rbd://" + "".join(urllib.parse.quote(part, "") + "/" for part in parts if part)
+
     def _spec(self, image: str) -> str:
         return RbdLocation(None, self.pool, self.namespace, image, None).spec
 

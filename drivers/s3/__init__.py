@@ -4,8 +4,19 @@ Modules by role: ``store`` (the Store: configuration, locations, add/get/delete)
 ``options``, ``errors`` (botocore's exceptions at the one boundary),
 ``multipart`` (multipart uploads over the core part writer), ``orphans``
 (multipart uploads of adds that died).
+
+The store class is imported on first use (``from glance_store_ng.drivers.s3 import
+S3Store``), so ``options`` is importable without the backend's client library.
 """
 
-from .store import S3Store
+from typing import Any
 
 __all__ = ["S3Store"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -170,6 +170,10 @@ class S3Store(Store):
 
     # -- locations -----------------------------------------------------------------------
 
+    @property
+    def location_prefix(self) -> str:
+        return self.uri_of("")
+
     def uri_of(self, key: str) -> str:
         return f"{self.scheme}://{self.service}/{self.bucket}/{key}"
 

@@ -213,6 +213,13 @@ class SwiftStore(Store):
         lowered = image_id.lower()
         return f"{self.container}_{lowered[: seed + lowered[:seed].count('-')]}"
 
+    @property
+    def location_prefix(self) -> str:
+        """Up to the container (its name only, without the slash, when images are spread
+        over ``<container>_<prefix>`` containers)."""
+        prefix = self._location_of(self.container, "")
+        return prefix[:-1] if self.conf["swift_store_multiple_containers_seed"] else prefix
+
     def _location_of(self, container: str, image_id: str) -> str:
         if self.reference:
             return f"swift+config://{self.reference}/{container}/{image_id}"

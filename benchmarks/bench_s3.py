@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from glance_store_ng.bench import make_image, parse_size, timed
+from glance_store_ng.units import MiB
 
 ROOT = Path(__file__).resolve().parents[1]
-MiB = 1 << 20
 OURS, BOTO3, GLANCE_STORE = "glance_store_ng", "boto3", "glance_store"
 
 

@@ -28,8 +28,9 @@ import time
 import uuid
 from pathlib import Path
 
+from glance_store_ng.units import MiB
+
 HERE = Path(__file__).resolve().parent
-MiB = 1 << 20
 IMPLEMENTATIONS = ("glance_store_ng", "glance_store", "swiftclient")
 
 

@@ -140,8 +140,6 @@ ERRNO_ERRORS: Mapping[int, type[StoreError]] = {
     errno.ENOSPC: StorageFull,
     errno.EDQUOT: StorageFull,
     errno.EFBIG: StorageFull,
-    errno.EBUSY: InUse,
-    errno.ENOTEMPTY: InUse,
     errno.EIO: BackendUnavailable,
     errno.ESTALE: BackendUnavailable,
     errno.EAGAIN: BackendUnavailable,

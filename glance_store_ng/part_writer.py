@@ -3,8 +3,9 @@
 :class:`PartWriter` turns the ingest's chunks into parts: it copies them into
 a small pool of reusable buffers (re-chunking to the part size), sends full
 parts on a thread pool while the next one fills, and keeps memory at
-``(concurrency + 1) x part size`` whatever the image size: a slow server makes
-the source wait instead of buffering more. An image that fits in its first
+``(concurrency + 1) x part size`` whatever the image size (plus the first
+buffer when ``first_size`` makes it larger): a slow server makes the source
+wait instead of buffering more. An image that fits in its first
 buffer goes up in one request instead. On any failure (a part, the source,
 the ingest's checks, Ctrl-C) it stops sending, waits for the parts in flight
 and aborts the upload, so nothing is left behind.
@@ -119,8 +120,10 @@ class PartWriter:
             self._write(chunks)
         except BaseException:
             if self._pool is not None:
-                self._stop()
-                self.upload.abort()
+                try:
+                    self._stop()
+                finally:  # even if a second Ctrl-C cut the wait short
+                    self.upload.abort()
             raise
         finally:
             if self._pool is not None:
@@ -169,7 +172,9 @@ class PartWriter:
                 raise StoreError(f"{self.label}: upload cancelled")
             with memoryview(buffer) as whole, whole[:length] as view:
                 return self.policy.call(
-                    lambda: self.upload.send_part(number, view), f"{self.label}: part {number}"
+                    lambda: self.upload.send_part(number, view),
+                    f"{self.label}: part {number}",
+                    cancelled=self._cancelled,
                 )
         except BaseException as exc:
             if self._error is None:

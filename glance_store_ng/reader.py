@@ -95,12 +95,14 @@ class ResumingReader:
     A stream that breaks (a reset, a timeout, an answer that ends early) is
     opened again from the first byte not yet received, with ``open_range``,
     while the driver's ``boundary`` says the failure is TEMPORARY and the
-    ``policy`` allows another try: a read makes at most ``policy.attempts``
-    requests in all, however far each got. The caller sees one uninterrupted
-    stream. A resumed answer must carry the
-    ETag of the first one: if the object was replaced meanwhile the read fails
-    rather than splice two images. When the tries are spent, the last error is
-    raised marked EXHAUSTED, with ``exhausted_hint`` (the option that allows more).
+    ``policy`` allows another try: ``policy.attempts`` tries in a row without a
+    byte received (a break after progress starts the count again), and at most
+    ``max_requests`` requests for the whole read when it is given. The caller
+    sees one uninterrupted stream. A resumed answer must carry the ETag of the
+    first one: if the object was replaced meanwhile the read fails rather than
+    splice two images (``open_range`` must also refuse an answer that is not the
+    range asked for). When the tries are spent, the last error is raised marked
+    EXHAUSTED, with ``exhausted_hint`` (the option that allows more).
 
     ``boundary(what)`` is the driver's error boundary: a context manager that
     turns its client's exceptions into :mod:`glance_store_ng.errors`; ``what``
@@ -119,6 +121,7 @@ class ResumingReader:
         what: str,
         label: str,
         first: tuple[RangeStream, str | None] | None = None,
+        max_requests: int | None = None,
         exhausted_hint: str = "",
     ) -> None:
         self._open_range = open_range
@@ -129,6 +132,7 @@ class ResumingReader:
         self._boundary = boundary
         self._what = what
         self._label = label
+        self._max_requests = max_requests
         self._exhausted_hint = exhausted_hint
         self._stream: RangeStream | None = None
         self.etag: str | None = None
@@ -139,7 +143,7 @@ class ResumingReader:
 
     def chunks(self) -> Iterator[bytes]:
         """The bytes, in chunks of at most ``chunk_size``."""
-        started = time.monotonic()
+        failures, failing_since = 0, 0.0
         try:
             while self.pos < self.end:
                 try:
@@ -148,13 +152,20 @@ class ResumingReader:
                     self.close()
                     if exc.retry is not Retry.TEMPORARY:
                         raise
-                    if self.requests >= self._policy.attempts:
+                    failures += 1
+                    if failures == 1:
+                        failing_since = time.monotonic()
+                    spent = failures >= self._policy.attempts or (
+                        self._max_requests is not None and self.requests >= self._max_requests
+                    )
+                    if spent:
                         if self._exhausted_hint and self.requests > 1:
                             exc.message += f"; {self._exhausted_hint}"
-                        seconds = time.monotonic() - started
+                        seconds = time.monotonic() - failing_since
                         raise exhausted(exc, self.requests, seconds) from exc.__cause__
-                    self._policy.wait(self.requests, f"{self._what} at byte {self.pos}", exc)
+                    self._policy.wait(failures, f"{self._what} at byte {self.pos}", exc)
                     continue
+                failures = 0
                 self.pos += len(piece)
                 yield piece
         finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,11 +52,18 @@ class RetryPolicy:
         """The sleep before the next try, after ``attempt`` tries failed (full jitter)."""
         return random.uniform(0.0, min(self.cap, self.base * (2 ** (attempt - 1))))
 
-    def call(self, request: Callable[[], T], what: str = "request") -> T:
+    def call(
+        self,
+        request: Callable[[], T],
+        what: str = "request",
+        *,
+        cancelled: threading.Event | None = None,
+    ) -> T:
         """``request()``, tried again while it raises a TEMPORARY StoreError.
 
         Raises the first error that is not TEMPORARY as it is, or the last
         TEMPORARY one marked EXHAUSTED (see :func:`exhausted`) when every try failed.
+        Once ``cancelled`` is set (the work it belongs to failed), no new try starts.
         """
         started = time.monotonic()
         attempt = 0
@@ -68,6 +76,8 @@ class RetryPolicy:
                     raise
                 if attempt >= self.attempts:
                     raise exhausted(exc, attempt, time.monotonic() - started) from exc.__cause__
+                if cancelled is not None and cancelled.is_set():
+                    raise
                 self.wait(attempt, what, exc)
 
     def wait(self, attempt: int, what: str, error: BaseException) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from glance_store_ng.errors import (
     ConfigError,
+    InUse,
     PermissionDenied,
     StorageFull,
     StoreError,
@@ -47,7 +48,7 @@ _CLASS_ERRNOS = (
     ((rbd.ImageNotFound, rados.ObjectNotFound), errno.ENOENT),
     ((rbd.ImageExists, rados.ObjectExists), errno.EEXIST),
     ((rbd.PermissionError, rados.PermissionError), errno.EACCES),
-    ((rbd.ImageBusy, rbd.ImageHasSnapshots), errno.EBUSY),
+    ((rbd.ImageBusy, rbd.ImageHasSnapshots), errno.EBUSY),  # InUse: see _translate
     ((rbd.NoSpace, rbd.DiskQuotaExceeded), errno.ENOSPC),
     ((rados.TimedOut, rbd.Timeout, rados.ConnectionShutdown), errno.ETIMEDOUT),
 )
@@ -69,6 +70,8 @@ def _translate(exc: Exception, reason: str) -> StoreError | None:
     for classes, meaning in _CLASS_ERRNOS:
         if isinstance(exc, classes):
             code = meaning
+    if isinstance(code, int) and abs(code) in (errno.EBUSY, errno.ENOTEMPTY):
+        return InUse(reason)  # an image with snapshots, clones or watchers: left intact
     return error_for_errno(code, reason, _HINTS)
 
 

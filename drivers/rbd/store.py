@@ -34,6 +34,7 @@ from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
 from glance_store_ng.retry import RetryPolicy
 from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range
+from glance_store_ng.units import MiB
 
 from .cluster import Cluster, ceph_errors, rbd
 from .options import OPTIONS
@@ -44,7 +45,6 @@ from .writers import ImageWriter, ObjectWriter, direct_writes_possible
 __all__ = ["RbdStore", "RbdLocation", "SNAPSHOT"]
 
 LOG = logging.getLogger("glance_store_ng.rbd")
-MiB = 1 << 20
 SNAPSHOT = "snap"
 #: Ceph's requests that may pass when sent again (timeouts, a lost OSD connection);
 #: librados already resends operations on its own until rados_osd_op_timeout.

@@ -142,7 +142,7 @@ class S3Context:
                     f"{reason}; bucket {self.bucket!r} does not exist at {self.endpoint}: create "
                     "it or set s3_store_create_bucket_on_put = true"
                 )
-            if code in _FULL_CODES:
+            if code in _FULL_CODES or status in (413, 507):
                 return StorageFull(reason)
             if code in _DIGEST_CODES:
                 return ChecksumMismatch(

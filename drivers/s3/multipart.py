@@ -12,6 +12,9 @@ the server not to replace an object that appeared meanwhile (If-None-Match),
 and an object carries the add's random token in its metadata, so a retried
 request can tell its own work from someone else's. :meth:`S3Upload.abort`
 aborts the multipart upload and removes an object the add may have created.
+Starting an upload is retried like any request: if an answer is lost, the
+upload it started is left for ``glance-store-ng gc`` (S3 gives it no token to
+find it by).
 ETags are only handed back to the server, never compared to an md5 (a
 multipart ETag is not one).
 """
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from glance_store_ng.errors import AlreadyExists
+from glance_store_ng.units import MiB
 
 from .errors import error_code
 
@@ -37,7 +41,6 @@ __all__ = ["ADD_TOKEN", "MAX_PARTS", "S3Upload", "abort_upload", "part_size_sche
 
 LOG = logging.getLogger("glance_store_ng.drivers.s3")
 
-MiB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on the parts of one upload
 _GROWTH_EVERY = 1_000  # unknown size: the part size doubles every this many parts
 #: Object metadata naming the add that wrote it: a retried request can tell its own work.

@@ -76,7 +76,8 @@ OPTIONS = (
         default=5,
         min=1,
         help="Tries of a request that failed in a way that may pass (throttling, 5xx, "
-        "dropped connections, timeouts); 1 disables retries.",
+        "dropped connections, timeouts), and of a read resumed in a row without progress; "
+        "1 disables retries.",
     ),
     Option(
         "s3_store_retry_backoff",

@@ -48,6 +48,7 @@ from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader, ResumingReader
 from glance_store_ng.retry import RetryPolicy
 from glance_store_ng.store import Capabilities, Orphan, Store, check_image_id, clamp_range
+from glance_store_ng.units import MiB
 
 from . import orphans
 from .errors import S3Context, error_code
@@ -58,7 +59,6 @@ __all__ = ["S3Store"]
 
 LOG = logging.getLogger("glance_store_ng.drivers.s3")
 T = TypeVar("T")
-MiB = 1 << 20
 SCHEMES = ("s3", "s3+http", "s3+https")
 
 
@@ -334,6 +334,11 @@ class S3Store(Store):
                 raise StoreError(
                     f"{self.label}: {location.uri} was replaced while being read; read it again"
                 ) from None
+            if not str(answer.get("ContentRange", "")).startswith(f"bytes {start}-"):
+                answer["Body"].close()
+                raise StoreError(
+                    f"{self.label}: {location.uri}: the server did not answer with bytes {start}-"
+                )
             return answer["Body"], answer.get("ETag")
 
         reader = ResumingReader(

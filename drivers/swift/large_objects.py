@@ -141,6 +141,7 @@ class SwiftUpload:
         self.prefix = f"{image_id}/{secrets.token_hex(8)}/"
         self.max_manifest_segments = max_manifest_segments
         self.label = label
+        self._committing = False
 
     def write_once(self, data: memoryview) -> None:
         """One PUT of the whole image, with its md5 as ETag (Swift checks it: 422 if not)."""
@@ -195,6 +196,7 @@ class SwiftUpload:
                     }
                 )
             entries = grouped
+        self._committing = True
         self._put_manifest(self.path, entries, exclusive=True)
 
     def _put_manifest(self, path: str, entries: list[dict[str, Any]], exclusive: bool) -> None:
@@ -233,8 +235,14 @@ class SwiftUpload:
             )
 
     def abort(self) -> None:
-        """Delete every segment (and sub-manifest) of this upload; log what is left."""
+        """Delete every segment (and sub-manifest) of this upload; log what is left.
+
+        A manifest PUT whose answer was lost may have made the image: if the
+        image's manifest lists this upload's segments, it is deleted with them.
+        """
         try:
+            if self._committing and self._manifest_is_ours():
+                delete_object(self.account, self.path, self.label)
             for name in list_objects(self.account, self.segments, self.prefix):
                 delete_quietly(
                     self.account,
@@ -250,6 +258,19 @@ class SwiftUpload:
                 self.prefix,
                 exc,
             )
+
+    def _manifest_is_ours(self) -> bool:
+        what = f"checking the manifest of {self.path}"
+        head = self.account.request("HEAD", self.path, what=what, allow=(404,))
+        if head.status_code == 404:
+            return False
+        if head.headers.get("X-Static-Large-Object", "").lower() != "true":
+            return False
+        manifest = self.account.request(
+            "GET", self.path, what=what, query="multipart-manifest=get&format=raw"
+        )
+        ours = f"/{self.segments}/{self.prefix}"
+        return any(item.get("path", "").startswith(ours) for item in json.loads(manifest.content))
 
 
 def slo_etag(entries: list[dict[str, Any]]) -> str:

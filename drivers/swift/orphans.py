@@ -1,6 +1,6 @@
 """Segments that interrupted Static Large Object uploads left behind: found and removed by gc.
 
-An add that fails removes its own segments (``SegmentedUpload.abort``). A
+An add that fails removes its own segments (``SwiftUpload.abort``). A
 process that dies mid-add (killed, crashed, its machine lost) cannot: its
 segments stay in ``<container>_segments`` under the upload's prefix
 ``<image id>/<16 hex digits>/``, and no manifest lists them. Such an upload

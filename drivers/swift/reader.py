@@ -1,7 +1,8 @@
 """Reading an object: ranged GETs that resume where a broken one stopped.
 
 The first GET asks for the range wanted (the whole object: no Range) and
-tells the object's size; the core's ResumingReader then reads it, and a GET
+tells the object's size (it is retried under the account's RetryPolicy, as
+every GET); the core's ResumingReader then reads it, and a GET
 that breaks mid-stream (the connection reset, a short body, a read timeout)
 is sent again from the first byte not yet received, with a Range header, up
 to ``swift_store_retry_get_count`` times per read; the caller sees one
@@ -82,14 +83,20 @@ def open_object(
         raise
 
     def open_range(start: int, stop: int) -> tuple[RangeStream, str | None]:
+        what = f"resuming the read of {path} at byte {start}"
         again = account.request(
             "GET",
             path,
-            what=f"resuming the read of {path} at byte {start}",
+            what=what,
             retry=False,  # the reader retries
             headers=_range_header(start, stop),
             stream=True,
         )
+        if again.status_code != 206 or not again.headers.get("Content-Range", "").startswith(
+            f"bytes {start}-"
+        ):
+            again.close()
+            raise StoreError(f"{label}: {what}: Swift did not answer with that range")
         return again, again.headers.get("Etag")
 
     reader = ResumingReader(
@@ -98,6 +105,7 @@ def open_object(
         offset + count,
         chunk_size=chunk_size,
         policy=RetryPolicy(attempts=retries + 1, base=0.1, cap=2.0),
+        max_requests=retries + 1,  # glance_store's meaning: resumes per read, in all
         boundary=lambda doing: swift_errors(label, doing),
         what=what,
         label=label,

@@ -49,6 +49,7 @@ from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
 from glance_store_ng.retry import RetryPolicy
 from glance_store_ng.store import Capabilities, Orphan, Store, is_image_id
+from glance_store_ng.units import MiB
 
 from .account import Account, ConnectionSettings, Credentials
 from .large_objects import (
@@ -66,7 +67,6 @@ from .reader import object_size, open_object
 __all__ = ["SwiftStore"]
 
 LOG = logging.getLogger("glance_store_ng.swift")
-MiB = 1 << 20
 _CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,200}")
 #: Swift's requests that may pass when sent again (5xx, timeouts, dropped connections).
 RETRY_POLICY = RetryPolicy(attempts=3, base=0.2, cap=2.0)

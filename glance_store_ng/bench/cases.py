@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import random
 
+from glance_store_ng.units import MiB
+
 from ..errors import InvalidArgument
 
 __all__ = [
@@ -22,7 +24,6 @@ __all__ = [
     "parse_size",
 ]
 
-MiB = 1 << 20
 BLOCK = 4096
 
 #: The generated cases: name -> (fraction of zero blocks, mean run length in blocks).

@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from glance_store_ng.units import MiB
+
 from ..config import configured_backends
 from ..errors import ConfigError
 from .cases import CASES, GLANCE_STORE, NO_FSYNC, OURS, make_image
@@ -25,7 +27,6 @@ from .report import Measurement
 
 __all__ = ["run_bench", "run_child"]
 
-MiB = 1 << 20
 BASELINES = (("hashlib", "hash md5"), ("hashlib", "hash md5+sha512"), ("read/write", "copy+fsync"))
 
 

@@ -13,14 +13,14 @@ import os
 import uuid
 from typing import Any
 
+from glance_store_ng.units import MiB
+
 from ..config import configured_backends, open_store
 from ..errors import InvalidArgument
 from .cases import GLANCE_STORE, NO_FSYNC, OURS
 from .measure import timed
 
 __all__ = ["child"]
-
-MiB = 1 << 20
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,7 @@ from rbd_testing import allocated_bytes, listing, opened_ioctx, store_options
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.testing.conformance import mostly_zero, new_id, random_bytes
-
-MiB = 1 << 20
+from glance_store_ng.units import MiB
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from rbd_testing import opened_ioctx, store_options
 from glance_store_ng import open_store
 from glance_store_ng.bench.reference import open_reference
 from glance_store_ng.testing.conformance import mostly_zero, new_id
-
-MiB = 1 << 20
+from glance_store_ng.units import MiB
 
 
 @pytest.fixture

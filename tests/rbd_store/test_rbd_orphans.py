@@ -15,8 +15,7 @@ from glance_store_ng import errors, open_store
 from glance_store_ng.store import Orphan
 from glance_store_ng.testing import OrphanTests
 from glance_store_ng.testing.conformance import new_id
-
-MiB = 1 << 20
+from glance_store_ng.units import MiB
 
 
 class TestRbdOrphans(OrphanTests, RbdFixture):

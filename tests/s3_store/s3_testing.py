@@ -32,9 +32,9 @@ from tcp_relay import Relay
 
 from glance_store_ng.store import Orphan, Store
 from glance_store_ng.testing import StoreFixture
+from glance_store_ng.units import MiB
 
 SERVERS = ("swift-s3api", "radosgw")
-MiB = 1 << 20
 
 
 @dataclass

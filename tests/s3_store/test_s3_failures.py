@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import secrets
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,8 +23,7 @@ from glance_store_ng import errors, open_store
 from glance_store_ng.locations import parse_location
 from glance_store_ng.store import Store
 from glance_store_ng.testing.conformance import _Boom, failing_source, new_id, random_bytes
-
-MiB = 1 << 20
+from glance_store_ng.units import MiB
 
 
 def make_store(server: S3Server, bucket: str, **options: Any) -> Store:
@@ -125,13 +125,18 @@ def test_a_part_damaged_on_the_way_is_refused_by_the_server(
         s3_store_retry_backoff=0.01,
     )
     damaged = []
+    lock = threading.Lock()  # parts go up on several threads
 
     def flip_a_byte(request: Any, **_: Any) -> None:
-        if len(damaged) < damaged_sends and isinstance(request.body, (bytes, bytearray)):
-            body = bytearray(request.body)
-            body[len(body) // 2] ^= 0xFF
-            request.body = bytes(body)
+        if not isinstance(request.body, (bytes, bytearray)):
+            return
+        with lock:
+            if len(damaged) >= damaged_sends:
+                return
             damaged.append(request.url)
+        body = bytearray(request.body)
+        body[len(body) // 2] ^= 0xFF
+        request.body = bytes(body)
 
     store.client.meta.events.register("before-send.s3.UploadPart", flip_a_byte)
     image_id = new_id()

@@ -19,8 +19,8 @@ from s3_testing import S3Server
 from glance_store_ng import open_store
 from glance_store_ng.bench.reference import open_reference
 from glance_store_ng.testing.conformance import new_id, random_bytes
+from glance_store_ng.units import MiB
 
-MiB = 1 << 20
 SIZES = [0, 1000, 12 * MiB + 3]
 
 

@@ -24,8 +24,7 @@ from glance_store_ng import errors, open_store
 from glance_store_ng.store import Orphan, Store
 from glance_store_ng.testing import OrphanTests
 from glance_store_ng.testing.conformance import new_id, random_bytes
-
-MiB = 1 << 20
+from glance_store_ng.units import MiB
 
 
 def make_store(server: S3Server, bucket: str, **options: Any) -> Store:

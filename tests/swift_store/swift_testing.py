@@ -13,8 +13,7 @@ import swiftclient
 
 from glance_store_ng.store import Orphan, Store
 from glance_store_ng.testing import StoreFixture
-
-MiB = 1 << 20
+from glance_store_ng.units import MiB
 
 
 def random_container() -> str:

@@ -16,8 +16,7 @@ from swift_testing import objects_under, swift_options
 from glance_store_ng import errors, open_store
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.testing.conformance import failing_source, new_id, random_bytes
-
-MiB = 1 << 20
+from glance_store_ng.units import MiB
 
 
 def read_all(store, location, offset=0, length=None) -> bytes:

@@ -22,8 +22,7 @@ from swift_testing import objects_under, swift_options
 from glance_store_ng import open_store
 from glance_store_ng.bench.reference import open_reference
 from glance_store_ng.testing.conformance import new_id, random_bytes
-
-MiB = 1 << 20
+from glance_store_ng.units import MiB
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from tcp_relay import Relay
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.testing.conformance import new_id, random_bytes
-
-MiB = 1 << 20
+from glance_store_ng.units import MiB
 
 
 @pytest.fixture

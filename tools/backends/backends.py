@@ -217,7 +217,7 @@ def ensure_glance(
     try:
         with common.locked(root / ".glance.lock", report):
             site = _ensure_glance_base(base, log, report)
-            _ensure_checkout_venv(venv, site, repo, extras, log, report)
+            _ensure_checkout_venv(venv, base, site, repo, extras, log, report)
     except common.BackendError as exc:
         raise BackendUnavailable(f"{exc}\n(install log: {log})") from None
     if ceph or (ceph is None and (root / "ceph" / "env.json").exists()):
@@ -260,11 +260,11 @@ def _ensure_glance_base(base: Path, log: Path, report) -> str:
 
 
 def _ensure_checkout_venv(
-    venv: Path, base_site: str, repo: Path, extras: tuple[str, ...], log: Path, report
+    venv: Path, base: Path, base_site: str, repo: Path, extras: tuple[str, ...], log: Path, report
 ) -> None:
     """The checkout's venv layered on the base venv, with the checkout installed editable."""
     marker = venv / ".gsn-installed"
-    if marker.exists() and marker.read_text() == _install_stamp(repo, extras, base_site):
+    if marker.exists() and marker.read_text() == _install_stamp(repo, extras, base):
         return
     report(f"installing {repo} into {venv} (log: {log})")
     python = venv / "bin" / "python"
@@ -294,13 +294,15 @@ def _ensure_checkout_venv(
         raise common.BackendError(
             f"{python} imports glance_store_ng from {where.stdout.strip()}, not from {repo}"
         )
-    marker.write_text(_install_stamp(repo, extras, base_site))  # the C module is built now
+    marker.write_text(_install_stamp(repo, extras, base))  # the C module is built now
 
 
-def _install_stamp(repo: Path, extras: tuple[str, ...], base_site: str) -> str:
+def _install_stamp(repo: Path, extras: tuple[str, ...], base: Path) -> str:
     """A digest of what an editable install captures: the files named in
-    _INSTALL_INPUTS, whether the C module was built, the extras and the base venv."""
-    h = hashlib.sha256(f"{repo}\n{extras}\n{base_site}\n".encode())
+    _INSTALL_INPUTS, whether the C module was built, the extras, and the base venv
+    (its path and its marker: the requirements it was made with)."""
+    marker = (base / ".gsn-installed").read_text()
+    h = hashlib.sha256(f"{repo}\n{extras}\n{base}\n{marker}".encode())
     for name in _INSTALL_INPUTS:
         top = repo / name
         files = sorted(p for p in top.rglob("*") if p.is_file()) if top.is_dir() else [top]

@@ -18,7 +18,18 @@ installed or started FAILS the test with the end of its log, never skips it.
 The fixtures (tests/glance/conftest.py): ``glance_venv`` (the paths),
 ``glance_servers`` (a :class:`GlanceServers`: ``start(name, config)``, all stopped at
 the end of the session) and ``glance_file`` (a Glance with two builtin ``file``
-backends, ``fast`` and ``slow``).
+backends, ``fast`` and ``slow``). A test that needs other backends::
+
+    server = glance_servers.start("mine", GlanceConfig(backends={
+        "fast": file_backend(tmp / "fast"),                      # glance_store's file
+        "ours": Backend("gsng_file", {"filesystem_store_datadir": str(tmp / "ours")}),
+    }))
+    server.restart(GlanceConfig(...))   # same port, database and folders; new config
+    stats = server.stop()               # stats.peak_rss: the worker's peak RSS, bytes
+
+Call ``glance_install(ceph=True)`` before starting a Glance with an RBD backend when
+Ceph was not running yet at the session's first :func:`glance_install`: it makes
+Debian's rbd/rados bindings importable in the Glance venv.
 """
 
 from __future__ import annotations

@@ -240,8 +240,10 @@ def run(
     log: Path | None = None,
     input: str | None = None,
     env: dict | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run a command; on failure raise BackendError with its output."""
+    """Run a command (in `cwd`, default the current folder); on failure raise
+    BackendError with its output."""
     t0 = time.monotonic()
     try:
         res = subprocess.run(
@@ -251,6 +253,7 @@ def run(
             timeout=timeout,
             input=input,
             env=env,
+            cwd=cwd,
             stdin=None if input is not None else subprocess.DEVNULL,
         )
     except FileNotFoundError:

@@ -3,6 +3,7 @@
     from backends import ensure_swift, ensure_ceph   # tools/backends on sys.path
     env = ensure_swift()   # {"GSN_SWIFT_AUTH_URL": ..., "GSN_S3_ENDPOINT": ..., ...}
     env = ensure_ceph()    # {"GSN_CEPH_CONF": ..., "GSN_RGW_ENDPOINT": ..., ...}
+    glance = ensure_glance(repo)   # {"python": ..., "gunicorn": ..., "paste_ini": ...}
 
 Each call runs the script beside this file (`swift start` / `ceph start`): it
 installs what is missing, starts the servers unless they already run (then it only
@@ -11,17 +12,40 @@ returned dict is the script's env file (`<GSN_BACKENDS_DIR>/<name>/env.json`).
 A server that cannot be started raises BackendUnavailable carrying the script's
 output, which names the failing daemon and shows the end of its log. Tests should
 turn that into a failure, never a skip.
+
+`ensure_glance(repo)` installs (once) OpenStack Glance 33 in a venv of its own and
+this checkout's package into a small venv layered on it; it starts no server
+(tests/glance/glance_testing.py does).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
+
+
+def _load_common() -> ModuleType:
+    """_backends_common.py beside this file, as module `_backends_common` (shared with
+    the scripts and with tests that load it), without putting this folder on sys.path."""
+    if "_backends_common" not in sys.modules:
+        path = HERE / "_backends_common.py"
+        spec = importlib.util.spec_from_file_location("_backends_common", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["_backends_common"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["_backends_common"]
+
+
+common = _load_common()
 SWIFT_SCRIPT = HERE / "swift"
 CEPH_SCRIPT = HERE / "ceph"
 
@@ -144,3 +168,147 @@ def server_cpu_seconds(run_dir: str | os.PathLike, names: tuple[str, ...]) -> fl
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+# --------------------------------------------------------------------------- Glance
+
+GLANCE_REQUIREMENTS = ("glance==33.0.0", "python-glanceclient", "gunicorn")
+# Build requirements of this project, installed beside Glance so that the checkout
+# installs without build isolation (seconds, no download).
+GLANCE_BUILD_REQUIREMENTS = ("setuptools>=64", "wheel", "cffi>=1.15")
+# Console scripts the checkout venv gets (it has none of the base venv's own).
+GLANCE_SCRIPTS = {
+    "gunicorn": "gunicorn.app.wsgiapp:run",
+    "glance-manage": "glance.cmd.manage:main",
+    "glance": "glanceclient.shell:main",
+}
+# Files whose change needs the checkout reinstalled (metadata, entry points, C module);
+# Python sources need nothing: the install is editable.
+_INSTALL_INPUTS = ("setup.cfg", "setup.py", "pyproject.toml", "native")
+_SITE_QUERY = "import json, sysconfig; print(json.dumps(sysconfig.get_paths()))"
+
+
+def ensure_glance(
+    repo: str | os.PathLike, extras: tuple[str, ...] = ("s3", "swift"), ceph: bool | None = None
+) -> dict[str, str]:
+    """Glance 33.0.0 with this checkout's package installed beside it, ready to run.
+
+    Two venvs under ``<GSN_BACKENDS_DIR>``: ``glance-venv/`` holds Glance,
+    python-glanceclient and gunicorn (made once, ~1 min); ``glance-checkouts/<name>-<hash>/``
+    is a venv per checkout that sees the first one's packages through a ``.pth`` file
+    and holds ``pip install -e '<repo>[<extras>]'``. That install runs again only when
+    ``setup.cfg``, ``setup.py``, ``pyproject.toml`` or ``native/`` changed (otherwise this
+    call takes milliseconds), so Glance always runs the checkout under test, and two
+    checkouts never swap each other's package under a running Glance.
+
+    ``ceph``: make Debian's rbd/rados bindings importable there too (True), or only when
+    the Ceph test cluster runs (None, the default).
+
+    Returns the paths: ``python``, ``gunicorn``, ``glance_manage``, ``glance`` (the CLI)
+    of the checkout venv, ``venv``, ``base_venv``, ``site_packages`` (of the base venv),
+    ``paste_ini`` (Glance's installed ``glance-api-paste.ini``) and ``log`` (pip's
+    output). Raises BackendUnavailable naming the log when something cannot be installed.
+    """
+    repo = Path(repo).resolve()
+    root = common.base_dir()
+    base, log = root / "glance-venv", root / "glance-install.log"
+    venv = root / "glance-checkouts" / f"{repo.name}-{common.digest(str(repo), 8)}"
+    report = common.Reporter("glance")
+    try:
+        with common.locked(root / ".glance.lock", report):
+            site = _ensure_glance_base(base, log, report)
+            _ensure_checkout_venv(venv, base, site, repo, extras, log, report)
+    except common.BackendError as exc:
+        raise BackendUnavailable(f"{exc}\n(install log: {log})") from None
+    if ceph or (ceph is None and (root / "ceph" / "env.json").exists()):
+        link_ceph_python(venv / "bin" / "python")
+    paths = {name.replace("-", "_"): str(venv / "bin" / name) for name in GLANCE_SCRIPTS}
+    return {
+        **paths,
+        "python": str(venv / "bin" / "python"),
+        "venv": str(venv),
+        "base_venv": str(base),
+        "site_packages": site,
+        "paste_ini": str(base / "etc" / "glance" / "glance-api-paste.ini"),
+        "log": str(log),
+    }
+
+
+def _base_python() -> str:
+    """The interpreter new venvs are made from (not a venv's own python)."""
+    return getattr(sys, "_base_executable", None) or _python()
+
+
+def _ensure_glance_base(base: Path, log: Path, report) -> str:
+    """The venv with Glance and its tools, made unless its marker says it is complete;
+    returns its site-packages folder."""
+    marker = base / ".gsn-installed"
+    wanted = "\n".join(GLANCE_REQUIREMENTS + GLANCE_BUILD_REQUIREMENTS) + "\n"
+    python = base / "bin" / "python"
+    if not (marker.exists() and marker.read_text() == wanted and python.exists()):
+        report(f"creating {base} with {' '.join(GLANCE_REQUIREMENTS)} (log: {log})")
+        shutil.rmtree(base, ignore_errors=True)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        common.run([_base_python(), "-m", "venv", str(base)], what="python -m venv", log=log)
+        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+        requirements = [*GLANCE_REQUIREMENTS, *GLANCE_BUILD_REQUIREMENTS]
+        common.run(pip + requirements, timeout=1200, what="pip install Glance", log=log)
+        probe = "import glance.common.wsgi_app, glanceclient.v2.client, gunicorn, cffi"
+        common.run([str(python), "-c", probe], what="import Glance from its venv", log=log)
+        marker.write_text(wanted)
+    return json.loads(common.run([str(python), "-c", _SITE_QUERY]).stdout)["purelib"]
+
+
+def _ensure_checkout_venv(
+    venv: Path, base: Path, base_site: str, repo: Path, extras: tuple[str, ...], log: Path, report
+) -> None:
+    """The checkout's venv layered on the base venv, with the checkout installed editable."""
+    marker = venv / ".gsn-installed"
+    if marker.exists() and marker.read_text() == _install_stamp(repo, extras, base):
+        return
+    report(f"installing {repo} into {venv} (log: {log})")
+    python = venv / "bin" / "python"
+    if not python.exists():
+        common.run([_base_python(), "-m", "venv", "--without-pip", str(venv)], log=log)
+    site = json.loads(common.run([str(python), "-c", _SITE_QUERY]).stdout)["purelib"]
+    # addsitedir (not a bare path line) also runs the base venv's own .pth files.
+    common.write_atomic(
+        Path(site) / "gsn_glance_base.pth", f"import site; site.addsitedir({base_site!r})\n"
+    )
+    for name, target in GLANCE_SCRIPTS.items():
+        module, func = target.split(":")
+        script = f"#!{python}\nimport sys\nfrom {module} import {func}\nsys.exit({func}())\n"
+        common.write_atomic(venv / "bin" / name, script, 0o755)
+    spec = f"{repo}[{','.join(extras)}]" if extras else str(repo)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    common.run(
+        pip + ["--no-build-isolation", "-e", spec],
+        timeout=900,
+        what=f"pip install -e {spec}",
+        log=log,
+    )
+    # From the venv folder, so the checkout is imported through its install, not the cwd.
+    probe = "import glance_store_ng, glance.common.wsgi_app; print(glance_store_ng.__file__)"
+    where = common.run([str(python), "-c", probe], what="import the checkout", log=log, cwd=venv)
+    if not Path(where.stdout.strip()).resolve().is_relative_to(repo):
+        raise common.BackendError(
+            f"{python} imports glance_store_ng from {where.stdout.strip()}, not from {repo}"
+        )
+    marker.write_text(_install_stamp(repo, extras, base))  # the C module is built now
+
+
+def _install_stamp(repo: Path, extras: tuple[str, ...], base: Path) -> str:
+    """A digest of what an editable install captures: the files named in
+    _INSTALL_INPUTS, whether the C module was built, the extras, and the base venv
+    (its path and its marker: the requirements it was made with)."""
+    marker = (base / ".gsn-installed").read_text()
+    h = hashlib.sha256(f"{repo}\n{extras}\n{base}\n{marker}".encode())
+    for name in _INSTALL_INPUTS:
+        top = repo / name
+        files = sorted(p for p in top.rglob("*") if p.is_file()) if top.is_dir() else [top]
+        for path in files:
+            if path.exists() and "__pycache__" not in path.parts:
+                h.update(f"{path.relative_to(repo)}\n".encode() + path.read_bytes())
+    for built in sorted((repo / "glance_store_ng").glob("_native*.so")):
+        h.update(built.name.encode())
+    return h.hexdigest() + "\n"

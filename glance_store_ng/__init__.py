@@ -14,13 +14,22 @@ The public API::
 :mod:`glance_store_ng.errors` holds the errors.
 """
 
-from . import errors
-from ._version import __version__
-from .config import Stores, open_store
-from .locations import Location
-from .options import Option
-from .reader import ImageReader
-from .store import AddResult, Capabilities, Store
+import importlib.util as _importlib_util
+
+if _importlib_util.find_spec(f"{__name__}.drivers") is None:  # pragma: no cover - see tests
+    raise ImportError(
+        f"glance_store_ng is imported from its source tree ({__path__[0]}), which is not an "
+        "installed package (the install maps drivers/ into it and builds the C module): run "
+        "from outside the clone, or install the clone in place with: pip install -e ."
+    )
+
+from . import errors  # noqa: E402
+from ._version import __version__  # noqa: E402
+from .config import Stores, open_store  # noqa: E402
+from .locations import Location  # noqa: E402
+from .options import Option  # noqa: E402
+from .reader import ImageReader  # noqa: E402
+from .store import AddResult, Capabilities, Store  # noqa: E402
 
 __all__ = [
     "AddResult",

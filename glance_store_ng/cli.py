@@ -11,8 +11,10 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -26,6 +28,7 @@ from .locations import mask_uri
 from .pipeline import ZERO_BLOCK_SIZE, complement
 from .registry import installed_drivers, load_driver
 from .store import Orphan, Store
+from .units import parse_size
 
 PROG = "glance-store-ng"
 
@@ -108,7 +111,7 @@ def _print(args: argparse.Namespace, data: dict[str, Any], lines: Iterable[str])
 
 
 def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
-    image_id = args.id or str(uuid.uuid4())
+    image_id = str(uuid.uuid4()) if args.id is None else args.id
     if args.file == "-":
         source, size = sys.stdin.buffer, None
     else:
@@ -126,7 +129,11 @@ def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
         progress.finish()
         if source is not sys.stdin.buffer:
             source.close()
-    rate = result.size / max(result.seconds, 1e-9) / 1e6
+    took = (
+        f"{result.seconds:.2f} s  ({result.size / result.seconds / 1e6:,.0f} MB/s)"
+        if result.seconds >= 0.01
+        else f"{result.seconds * 1000:.1f} ms"
+    )
     _print(
         args,
         {"image_id": image_id, **dataclasses.asdict(result)},
@@ -137,7 +144,7 @@ def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
             f"checksum:   {result.checksum}  (md5)",
             f"multihash:  {result.multihash}  ({result.hash_algo})",
             f"zero bytes: {result.zero_bytes}  (left as holes, not written)",
-            f"time:       {result.seconds:.2f} s  ({rate:,.0f} MB/s)",
+            f"time:       {took}",
         ],
     )
     return 0
@@ -190,7 +197,15 @@ def cmd_get(args: argparse.Namespace, stores: Stores) -> int:
         raise InvalidArgument(
             "refusing to write image bytes to a terminal: use -o FILE or redirect"
         )
+    if args.output:
+        _check_output(args.output)
     with stores.get(args.location, args.offset, args.length, args.backend) as reader:
+        if args.length is not None and reader.size < args.length:
+            print(
+                f"{PROG}: note: the image holds {reader.size} bytes from offset {args.offset}, "
+                f"fewer than --length {args.length}; reading those",
+                file=sys.stderr,
+            )
         progress = _Progress(reader.size, "reading", args.progress)
         try:
             if not args.output:
@@ -206,6 +221,15 @@ def cmd_get(args: argparse.Namespace, stores: Stores) -> int:
         finally:
             progress.finish()
     return 0
+
+
+def _check_output(path: str) -> None:
+    """Refuse an output path that cannot be written, before reading anything."""
+    if os.path.isdir(path):
+        raise InvalidArgument(f"-o {path} is a directory: give a file path such as {path}/image")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise InvalidArgument(f"cannot write {path}: there is no directory {folder}")
 
 
 def cmd_info(args: argparse.Namespace, stores: Stores) -> int:
@@ -227,11 +251,12 @@ def cmd_delete(args: argparse.Namespace, stores: Stores) -> int:
 
 def cmd_gc(args: argparse.Namespace, stores: Stores) -> int:
     """Remove every orphan it can; one that cannot go (still in use, say) is reported with
-    its reason and the others are still removed. Exit 1 if any could not be removed."""
+    its reason and the others are still removed. Exit 1 if any could not be removed.
+    Younger orphans are counted and left alone (a running add may own them)."""
     names = [args.backend] if args.backend else list(stores)
-    found = [
-        (name, orphan) for name in names for orphan in stores[name].find_orphans(args.older_than)
-    ]
+    everything = [(name, orphan) for name in names for orphan in stores[name].find_orphans(0.0)]
+    found = [(name, orphan) for name, orphan in everything if orphan.age >= args.older_than]
+    younger = len(everything) - len(found)
     results: list[tuple[str, Orphan, str | None]] = []
     for name, orphan in found:
         error = None
@@ -243,12 +268,26 @@ def cmd_gc(args: argparse.Namespace, stores: Stores) -> int:
         results.append((name, orphan, error))
     failed = sum(1 for *_, error in results if error)
     verb = "would remove" if args.dry_run else "removed"
-    summary = f"{len(results) - failed} orphan(s) {verb if results else 'found'}"
+    done = len(results) - failed
+    if not results:
+        summary = "no orphans to remove"
+    elif args.dry_run:
+        summary = f"{_count(done, 'orphan')} would be removed"
+    else:
+        summary = f"{_count(done, 'orphan')} removed"
+    if failed:
+        summary += f"; {failed} could not be removed"
+    if younger:
+        summary += (
+            f"; {_count(younger, 'younger orphan')} left alone (idle for less than "
+            f"{args.older_than:g} s: an add may still be writing it; --older-than to change)"
+        )
     _print(
         args,
         {
             "dry_run": args.dry_run,
             "orphans": [{"backend": n, **dataclasses.asdict(o), "error": e} for n, o, e in results],
+            "younger_left_alone": younger,
         },
         [
             f"could not remove {o.name} from {n}: {e}"
@@ -256,9 +295,13 @@ def cmd_gc(args: argparse.Namespace, stores: Stores) -> int:
             else f"{verb} {o.name} ({o.size} bytes, {o.age / 3600:.1f} h old) from {n}"
             for n, o, e in results
         ]
-        + [summary + (f"; {failed} could not be removed" if failed else "")],
+        + [summary],
     )
     return 1 if failed else 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _describe_driver(name: str) -> dict[str, Any]:
@@ -354,6 +397,55 @@ def cmd_bench(args: argparse.Namespace, stores: Stores | None) -> int:
 # -- parser ---------------------------------------------------------------------------------
 
 
+def _add_global_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """--config, --backend, --json and --no-progress (with ``suppress``: no defaults)."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default(None),
+        help="a glance-api.conf-style file declaring the backends "
+        "(default: $GLANCE_STORE_NG_CONFIG, else the embedded filesystem store)",
+    )
+    parser.add_argument(
+        "--backend",
+        metavar="NAME",
+        default=default(None),
+        help="the backend to use (default: the default one)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print results as JSON"
+    )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=default(True),
+        help="no progress line (it is shown only when stderr is a terminal)",
+    )
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _parser_with(parent: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    """A parser class whose parsers also take ``parent``'s options (for sub-commands)."""
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["parents"] = [*kwargs.get("parents", ()), parent]
+            super().__init__(*args, **kwargs)
+
+    return Parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -364,23 +456,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="a glance-api.conf-style file declaring the backends "
-        "(default: $GLANCE_STORE_NG_CONFIG, else the embedded filesystem store)",
+    _add_global_options(parser)
+    # The same options after the command too (glance-store-ng add disk.raw --json): there
+    # they default to SUPPRESS, so they only override what was given before the command.
+    anywhere = argparse.ArgumentParser(add_help=False)
+    _add_global_options(anywhere, suppress=True)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_parser_with(anywhere)
     )
-    parser.add_argument(
-        "--backend", metavar="NAME", help="the backend to use (default: the default one)"
-    )
-    parser.add_argument("--json", action="store_true", help="print results as JSON, for scripts")
-    parser.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        help="no progress line (it is shown only when stderr is a terminal)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     add = sub.add_parser("add", help="store an image file; prints its location and checksums")
     add.add_argument("file", metavar="FILE", help="the image file ('-' reads standard input)")
@@ -395,8 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     get = sub.add_parser("get", help="read an image to a file or standard output")
     get.add_argument("location", metavar="LOCATION")
     get.add_argument("-o", "--output", metavar="FILE", help="write here (sparse where zero)")
-    get.add_argument("--offset", type=int, default=0, help="first byte to read (default 0)")
-    get.add_argument("--length", type=int, default=None, help="bytes to read (default: to the end)")
+    get.add_argument(
+        "--offset", type=_size, default=0, help="first byte to read: 4096, 1K, 2M... (default 0)"
+    )
+    get.add_argument(
+        "--length", type=_size, default=None, help="bytes to read: 512, 1M... (default: to the end)"
+    )
     get.set_defaults(func=cmd_get)
 
     info = sub.add_parser("info", help="show an image's size and backend")
@@ -448,7 +535,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: the command stops as on Ctrl-C, cleaning up on its way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    for name in ("SIGTERM", "SIGHUP"):  # a second signal must not cut the cleanup short
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _stopping_cleanly() -> Iterator[None]:
+    """SIGTERM and SIGHUP (kill, systemd, timeout, a closed terminal) act as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
+    with _stopping_cleanly():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.progress = args.progress and not args.json and sys.stderr.isatty()
@@ -462,17 +582,20 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:  # the local side: an output file, standard output
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"{PROG}: error:{where} {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was left half-written", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as Unix tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except OSError as exc:  # the local side: an output file, standard output
+        where = f" {exc.filename}:" if exc.filename else ""
+        print(f"{PROG}: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Terminated as exc:
+        print(f"{PROG}: stopped by {exc}; nothing was left half-written", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was left half-written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the option, the backend and the fix.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from .errors import ConfigError
 __all__ = ["Option", "COMMON_OPTIONS", "resolve_options", "mask_options"]
 
 _TRUE = {"1", "true", "yes", "on"}
+#: What an inline comment looks like (" # note", " ; note"): oslo.config keeps it in the value.
+_INLINE_COMMENT = re.compile(r"\s[#;](\s|$)")
 _FALSE = {"0", "false", "no", "off"}
 
 
@@ -123,6 +126,15 @@ class Option:
     def parse(self, value: Any, backend: str) -> Any:
         """``value`` converted and checked, or a ConfigError naming the option."""
         shown = "***" if self.secret else repr(value)
+        values = value if isinstance(value, list) else [value]
+        if not self.secret and any(
+            isinstance(v, str) and _INLINE_COMMENT.search(v) for v in values
+        ):
+            raise ConfigError(
+                f"{backend}: option {self.name} = {shown} seems to end with a comment: in "
+                "glance-api.conf (as in oslo.config) everything after '=' is the value; put "
+                "the comment on a line of its own"
+            )
         try:
             parsed = _PARSERS[self.type](value)
         except (ValueError, TypeError) as exc:

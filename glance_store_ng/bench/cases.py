@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import random
 
-from glance_store_ng.units import MiB
-
-from ..errors import InvalidArgument
+from ..units import MiB, parse_size
 
 __all__ = [
     "BLOCK",
@@ -63,15 +61,3 @@ def make_image(
                 out.write(pending)
                 pending.clear()
         out.write(pending)
-
-
-def parse_size(text: str) -> int:
-    """``1G``, ``512M``, ``4096``: a size in bytes (binary units)."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    text = text.strip().upper().removesuffix("IB").removesuffix("B")
-    try:
-        if text and text[-1] in units:
-            return int(float(text[:-1]) * units[text[-1]])
-        return int(text)
-    except ValueError:
-        raise InvalidArgument(f"size {text!r} is not a size such as 1G, 512M or 4096") from None

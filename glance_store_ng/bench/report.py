@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from glance_store_ng.units import MiB
-
 from ..errors import InvalidArgument
+from ..units import MiB
 from .cases import GLANCE_STORE, NO_FSYNC, OURS
 
 __all__ = ["Measurement", "check_plotting", "format_table", "plot", "ratios"]

@@ -13,15 +13,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from glance_store_ng.units import MiB
-
+from .._child import module_command
 from ..config import configured_backends
 from ..errors import ConfigError
+from ..units import MiB
 from .cases import CASES, GLANCE_STORE, NO_FSYNC, OURS, make_image
 from .report import Measurement
 
@@ -89,7 +88,7 @@ def run_bench(
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the step ``spec`` in a fresh Python process; return its figures (JSON)."""
     done = subprocess.run(
-        [sys.executable, "-m", "glance_store_ng.bench", json.dumps(spec)],
+        module_command("glance_store_ng.bench", json.dumps(spec)),
         capture_output=True,
         text=True,
     )

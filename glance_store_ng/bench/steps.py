@@ -13,10 +13,9 @@ import os
 import uuid
 from typing import Any
 
-from glance_store_ng.units import MiB
-
 from ..config import configured_backends, open_store
 from ..errors import InvalidArgument
+from ..units import MiB
 from .cases import GLANCE_STORE, NO_FSYNC, OURS
 from .measure import timed
 

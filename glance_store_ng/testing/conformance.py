@@ -16,7 +16,8 @@ import xxhash
 from glance_store_ng import errors, open_store
 from glance_store_ng.locations import Location, parse_location
 from glance_store_ng.store import Orphan, Store
-from glance_store_ng.units import MiB
+
+from ..units import MiB
 
 __all__ = ["StoreConformance", "StoreFixture"]
 

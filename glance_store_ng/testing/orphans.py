@@ -33,6 +33,7 @@ from typing import IO, Any
 import pytest
 
 from glance_store_ng import errors
+from glance_store_ng._child import module_command, script_command
 from glance_store_ng.store import Orphan, Store
 
 from .conformance import _read, new_id, random_bytes
@@ -80,7 +81,7 @@ class _Add:
     def __init__(self, driver: str, options: dict[str, Any], image_id: str, sent: int) -> None:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _ADD, json.dumps([driver, options, image_id, sent])],
+            script_command(_ADD, json.dumps([driver, options, image_id, sent])),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -241,7 +242,7 @@ class OrphanTests:
 
         def gc(*args: str) -> list[dict[str, Any]]:
             done = subprocess.run(
-                [sys.executable, "-m", "glance_store_ng.cli", "--config", str(conf), "--json"]
+                module_command("glance_store_ng.cli", "--config", str(conf), "--json")
                 + ["gc", *args],
                 capture_output=True,
                 text=True,

@@ -182,3 +182,20 @@ def test_registry_names_the_package_of_a_missing_client_library():
 
     assert "python-swiftclient" in _missing_package_hint(ModuleNotFoundError(name="swiftclient"))
     assert "python3-rbd" in _missing_package_hint(ModuleNotFoundError(name="rbd"))
+
+
+def test_a_value_that_seems_to_hold_a_comment_is_refused(tmp_path):
+    """oslo.config keeps '# ...' after a value as part of it; so do we, and say so."""
+    config = tmp_path / "glance-api.conf"
+    config.write_text(
+        "[DEFAULT]\nenabled_backends = a:file\n[glance_store]\ndefault_backend = a\n"
+        f"[a]\nfilesystem_store_datadir = {tmp_path}  # the images\n"
+    )
+    with pytest.raises(errors.ConfigError, match="seems to end with a comment") as caught:
+        Stores.from_config(config)
+    assert "filesystem_store_datadir" in str(caught.value)
+    assert "on a line of its own" in str(caught.value)
+    fine = open_store(
+        "file", {"filesystem_store_datadir": str(tmp_path), "store_description": "Tier #1"}
+    )
+    assert fine.conf["store_description"] == "Tier #1"

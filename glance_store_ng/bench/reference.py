@@ -21,7 +21,7 @@ The adaptations, none of them in how glance_store stores data:
   is on unless the options say otherwise, as it is by default in ours; off is
   glance_store's default.
 
-Needs ``glance-store`` (5.7) and ``oslo.config``: ``pip install 'glance_store_ng[test]'``.
+Needs ``glance-store`` (5.7) and ``oslo.config``: ``pip install '.[test]'`` from the clone.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def open_reference(driver: str, options: Mapping[str, Any]) -> ReferenceStore:
     if not glance_store_available():
         raise InvalidArgument(
             "comparing with glance_store needs it installed: "
-            "pip install 'glance-store==5.7.0' (or glance_store_ng[test])"
+            "pip install 'glance-store==5.7.0' (or, from the clone, pip install '.[test]')"
         )
     import glance_store
     from oslo_config import cfg

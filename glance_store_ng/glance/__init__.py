@@ -10,7 +10,7 @@ existing backend's type can be switched from ``file`` to ``gsng_file`` (and so
 on) with every image still readable.
 
 Only Glance imports this package (through the entry points); it needs
-glance_store (``pip install 'glance_store_ng[glance]'``). The rest of the
+glance_store (from the clone: ``pip install '.[glance]'``). The rest of the
 library never imports it, nor OpenStack's config stack. See the README, "Run
 it in Glance".
 """

@@ -361,6 +361,7 @@ def cmd_drivers(args: argparse.Namespace, stores: Stores | None) -> int:
 
 def cmd_bench(args: argparse.Namespace, stores: Stores | None) -> int:
     from . import bench
+    from .bench import machine
 
     def say(line: str) -> None:
         if not args.json:
@@ -368,30 +369,51 @@ def cmd_bench(args: argparse.Namespace, stores: Stores | None) -> int:
 
     if args.plot:
         bench.check_plotting()  # before the long run, not after it
+    if warning := machine.load_warning():
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    config = _config_path(args)
     results = bench.run_bench(
         size=bench.parse_size(args.size),
         files=args.file,
-        config=_config_path(args),
+        config=config,
         backend=args.backend,
         workdir=args.workdir,
         compare=not args.no_compare,
         baselines=not args.no_baselines,
+        rounds=args.rounds,
         progress=say,
     )
     if args.json:
-        rows = [{**dataclasses.asdict(m), "mb_per_s": m.mb_per_s} for m in results]
         ratios = [
             {"case": case, "operation": op, "implementation": impl, "ratio": value}
             for (case, op, impl), value in bench.ratios(results).items()
         ]
-        report = {"implementation": native.IMPLEMENTATION, "results": rows, "ratios": ratios}
+        report = {
+            "implementation": native.IMPLEMENTATION,
+            "machine": {"cores": machine.cores(), "cpu_model": machine.cpu_model()},
+            "rounds": args.rounds,
+            "results": [m.as_json() for m in results],
+            "ratios": ratios,
+        }
         print(json.dumps(report, indent=2))
     else:
         print(f"hashing and zero detection: {native.IMPLEMENTATION}")
         print(bench.format_table(results))
     if args.plot:
-        bench.plot(results, args.plot)
+        where = f"backend {args.backend or '(default)'} of {config}" if config else None
+        bench.plot(results, args.plot, store=where)
     return 0
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -522,13 +544,24 @@ def build_parser() -> argparse.ArgumentParser:
             "a fresh process. Prints MB/s, CPU seconds, "
             "peak RSS growth and the storage allocated, beside hashlib md5+sha512 and a plain "
             "copy, and glance_store's driver for the same backend and options where "
-            "glance_store is installed, with our ratio to it."
+            "glance_store is installed, with our ratio to it. Warns when the machine is "
+            "busy (its load average over half its cores): figures swing then."
         ),
     )
     bench.add_argument("file", nargs="*", metavar="FILE", help="extra images to measure")
     bench.add_argument("--size", default="1G", help="size of the generated images (default 1G)")
     bench.add_argument("--workdir", metavar="DIR", help="where to put generated images (tmp)")
-    bench.add_argument("--plot", metavar="PNG", help="also draw a bar chart (needs matplotlib)")
+    bench.add_argument(
+        "--plot", metavar="PNG",
+        help="also draw a chart: MB/s per case, a panel per operation, ours beside "
+        "glance_store and the baselines, our ratio written on each pair (needs matplotlib: "
+        "the bench extra)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--rounds", type=_positive, default=1, metavar="N",
+        help="measure every step N times; the table and chart show the median and the "
+        "slowest and fastest round, --json every round (default 1)",
+    )  # fmt: skip
     bench.add_argument("--no-compare", action="store_true", help="skip glance_store")
     bench.add_argument("--no-baselines", action="store_true", help="skip hashlib and copy")
     bench.set_defaults(func=cmd_bench)

@@ -17,8 +17,11 @@ glance_store's driver for the same backend with the same options (built by
 - :mod:`.measure`: :func:`timed`, wall and CPU seconds and peak RSS growth of one run;
 - :mod:`.runner`: :func:`run_bench`, each step in a child process;
 - :mod:`.steps`: what that child process does (``python -m glance_store_ng.bench``);
-- :mod:`.report`: :class:`Measurement`, :func:`ratios`, :func:`format_table`, :func:`plot`;
-- :mod:`.reference`: glance_store's drivers configured from our options.
+- :mod:`.report`: :class:`Measurement` (the median of its rounds), :func:`ratios`,
+  :func:`format_table`, :func:`plot`;
+- :mod:`.reference`: glance_store's drivers configured from our options;
+- :mod:`.machine`: the cores, CPU model and load average (the chart's title, the
+  busy-machine warning).
 
 The benchmark scripts in ``benchmarks/`` use :func:`timed`, :func:`make_image`,
 :func:`parse_size` and :func:`.reference.open_reference` the same way.

@@ -3,8 +3,10 @@
 :func:`run_bench` generates the images (:mod:`.cases`), then for each one runs
 the baselines and, per implementation, an add, a get and a delete, each in its
 own child process (``python -m glance_store_ng.bench SPEC``, see :mod:`.steps`)
-so that its peak RSS is its own. glance_store is looked for only when asked to
-compare; then its driver for the measured backend runs beside ours.
+so that its peak RSS is its own, as many rounds as asked (each measurement is
+the median of its rounds, see :class:`.report.Measurement`). glance_store is
+looked for only when asked to compare; then its driver for the measured backend
+runs beside ours.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from .._child import module_command
 from ..config import configured_backends
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidArgument
 from ..units import MiB
 from .cases import CASES, GLANCE_STORE, NO_FSYNC, OURS, make_image
 from .report import Measurement
@@ -38,12 +40,17 @@ def run_bench(
     workdir: str | None = None,
     compare: bool = True,
     baselines: bool = True,
+    rounds: int = 1,
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[Measurement]:
     """Every case (``size`` bytes each, plus ``files``) through every implementation: the
     embedded file store in a temporary directory, or ``backend`` of the glance-api.conf
     ``config``; beside the bare baselines unless ``baselines`` is false, and glance_store's
-    driver for the same backend where ``compare`` and glance_store is installed."""
+    driver for the same backend where ``compare`` and glance_store is installed. Each step
+    runs ``rounds`` times (round after round, so that a passing load weighs on every
+    implementation alike); a measurement is the median of its rounds and keeps them all."""
+    if rounds < 1:
+        raise InvalidArgument(f"rounds must be 1 or more, not {rounds}")
     driver = _measured_driver(config, backend)
     impls = [OURS] + ([NO_FSYNC] if not config else [])
     if compare and _comparable(driver, progress):
@@ -60,27 +67,32 @@ def run_bench(
             cases.append((name, path))
         cases += [(os.path.basename(f), f) for f in files]
         base = {"datadir": datadir, "config": config, "backend": backend}
-        results: list[Measurement] = []
-        for name, path in cases:
-            image_size = os.path.getsize(path)
-            for impl, op in BASELINES if baselines else ():
-                progress(f"{name}: {op} ({impl})")
-                out = run_child({**base, "operation": op, "implementation": impl, "path": path})
-                results.append(_measurement(name, op, impl, image_size, out))
-            for impl in impls:
-                progress(f"{name}: add ({impl})")
-                added = run_child(
-                    {**base, "operation": "add", "implementation": impl, "path": path}
-                )
-                results.append(_measurement(name, "add", impl, image_size, added))
-                progress(f"{name}: get ({impl})")
-                spec = {**base, "implementation": impl, "location": added["location"]}
-                try:
-                    got = run_child({**spec, "operation": "get"})
-                    results.append(_measurement(name, "get", impl, image_size, got))
-                finally:  # a configured backend must not keep benchmark images
-                    run_child({**spec, "operation": "delete"})
-        return results
+        figures: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        sizes = {name: os.path.getsize(path) for name, path in cases}
+        for n in range(rounds):
+            prefix = f"round {n + 1}/{rounds}: " if rounds > 1 else ""
+            for name, path in cases:
+                for impl, op in BASELINES if baselines else ():
+                    progress(f"{prefix}{name}: {op} ({impl})")
+                    spec = {**base, "operation": op, "implementation": impl, "path": path}
+                    figures.setdefault((name, op, impl), []).append(run_child(spec))
+                for impl in impls:
+                    progress(f"{prefix}{name}: add ({impl})")
+                    added = run_child(
+                        {**base, "operation": "add", "implementation": impl, "path": path}
+                    )
+                    figures.setdefault((name, "add", impl), []).append(added)
+                    progress(f"{prefix}{name}: get ({impl})")
+                    spec = {**base, "implementation": impl, "location": added["location"]}
+                    try:
+                        got = run_child({**spec, "operation": "get"})
+                        figures.setdefault((name, "get", impl), []).append(got)
+                    finally:  # a configured backend must not keep benchmark images
+                        run_child({**spec, "operation": "delete"})
+        return [
+            Measurement.of_rounds(name, op, impl, sizes[name], each)
+            for (name, op, impl), each in figures.items()
+        ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -121,16 +133,3 @@ def _measured_driver(config: str | None, backend: str | None) -> str:
     if name not in backends:
         raise ConfigError(f"no backend {name!r}; enabled backends: {', '.join(backends)}")
     return backends[name].driver
-
-
-def _measurement(case: str, op: str, impl: str, size: int, out: dict[str, Any]) -> Measurement:
-    return Measurement(
-        case=case,
-        operation=op,
-        implementation=impl,
-        size=size,
-        seconds=out["seconds"],
-        cpu_seconds=out["cpu_seconds"],
-        peak_rss_growth=out["peak_rss_growth"],
-        allocated=out.get("allocated"),
-    )

@@ -1,8 +1,8 @@
 """The RBD driver's link to Ceph: the client modules, one connection, one error boundary.
 
 ``rados`` and ``rbd`` are Debian's python3-rados / python3-rbd (there is no
-PyPI package); a missing module is an ImportError naming the package, which the
-registry turns into "install Debian's python3-rbd".
+PyPI package); a missing module is an ImportError that says so to whoever imports
+this module directly; the registry shows the missing module with its own one hint.
 
 :class:`Cluster` connects lazily on first use (connecting takes a monitor round
 trip and cephx) and is shared by every operation of a store; ``close`` shuts it

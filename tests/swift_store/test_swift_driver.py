@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import threading
+from urllib.parse import urlsplit
 
 import pytest
 import swiftclient
@@ -179,7 +180,7 @@ def test_add_racing_another_add_of_the_same_id_overwrites_nothing(swift_store, a
     store.delete(second.location)
 
 
-def test_dlo_written_as_glance_store_writes_it(swift_store, admin, container):
+def test_dlo_written_as_glance_store_writes_it(swift_store, admin, swift_env, container):
     """Segments <id>-00001... beside a manifest with X-Object-Manifest: container/<id>-."""
     store = swift_store()
     image_id = new_id()
@@ -190,7 +191,7 @@ def test_dlo_written_as_glance_store_writes_it(swift_store, admin, container):
     admin.put_object(
         container, image_id, b"", headers={"X-Object-Manifest": f"{container}/{image_id}-"}
     )
-    location = f"swift+http://127.0.0.1:8280/auth/v1.0/{container}/{image_id}"
+    location = f"swift+{swift_env['GSN_SWIFT_AUTH_URL']}/{container}/{image_id}"
     assert store.get_size(location) == len(data)
     assert read_all(store, location) == data
     assert read_all(store, location, MiB - 3, 2 * MiB) == data[MiB - 3 : 3 * MiB - 3]
@@ -204,7 +205,8 @@ def test_dlo_written_as_glance_store_writes_it(swift_store, admin, container):
 def test_location_holds_no_credentials(swift_store, swift_env, container):
     store = swift_store()
     result = store.add(new_id(), b"abc")
-    assert result.location.startswith(f"swift+http://127.0.0.1:8280/auth/v1.0/{container}/")
+    # The proxy's port is the backend's (GSN_SWIFT_PROXY_PORT), as its env file says.
+    assert result.location.startswith(f"swift+{swift_env['GSN_SWIFT_AUTH_URL']}/{container}/")
     assert swift_env["GSN_SWIFT_KEY"] not in result.location
     assert "@" not in result.location
     store.delete(result.location)
@@ -266,18 +268,20 @@ def test_config_file_references(swift_env, container, tmp_path):
 @pytest.mark.parametrize(
     "location",
     [
-        "swift+http://127.0.0.1:8280/auth/v1.0/other-container/abc",
+        "swift+{auth_url}/other-container/abc",
         "swift+http://evil.example/auth/v1.0/{container}/abc",
-        "swift+http://127.0.0.1:8280/auth/v1.0/{container}_segments/abc",
-        "swift+http://127.0.0.1:8280/auth/v1.0/{container}/..",
-        "swift+http://127.0.0.1:8280/{container}",
+        "swift+{auth_url}/{container}_segments/abc",
+        "swift+{auth_url}/{container}/..",
+        "swift+http://{proxy}/{container}",
         "swift+config://ref1/{container}/abc",
         "s3://127.0.0.1/{container}/abc",
     ],
 )
-def test_locations_this_store_does_not_hold(swift_store, container, location):
+def test_locations_this_store_does_not_hold(swift_store, swift_env, container, location):
     store = swift_store()
-    location = location.format(container=container)
+    auth_url = swift_env["GSN_SWIFT_AUTH_URL"]
+    proxy = urlsplit(auth_url).netloc
+    location = location.format(container=container, auth_url=auth_url, proxy=proxy)
     assert not store.owns(location)
     with pytest.raises(errors.BadLocation):
         store.get(location)

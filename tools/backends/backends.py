@@ -16,10 +16,17 @@ turn that into a failure, never a skip.
 `ensure_glance(repo)` installs (once) OpenStack Glance 33 in a venv of its own and
 this checkout's package into a small venv layered on it; it starts no server
 (tests/glance/glance_testing.py does).
+
+A test run (tools/test) takes a ``snapshot()`` of the running servers before its
+tests and calls ``finish_run(snapshot)`` after them: it stops the servers that were
+started meanwhile, unless a live process still uses them (``ensure_*`` notes each
+caller as a user until it exits), and says what still runs and how to stop it.
+The same from a shell: ``backends.py snapshot`` and ``backends.py finish-run SNAPSHOT``.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.util
 import json
@@ -78,6 +85,7 @@ def _run(script: Path, args: list[str], timeout: float) -> subprocess.CompletedP
 
 
 def _ensure(script: Path, start_args: list[str]) -> dict[str, str]:
+    register_user(script.name)  # before `start`: a run ending meanwhile then leaves it running
     res = _run(script, ["start", *start_args], START_TIMEOUT)
     if res.returncode != 0:
         raise BackendUnavailable(
@@ -312,3 +320,164 @@ def _install_stamp(repo: Path, extras: tuple[str, ...], base: Path) -> str:
     for built in sorted((repo / "glance_store_ng").glob("_native*.so")):
         h.update(built.name.encode())
     return h.hexdigest() + "\n"
+
+
+# --------------------------------------------------------------------------- a test run's servers
+
+#: The servers a test run may start, in the order they are reported.
+SERVERS = {"swift": SWIFT_SCRIPT, "ceph": CEPH_SCRIPT}
+
+
+def _users_dir() -> Path:
+    return Path(common.base_dir()) / "users"
+
+
+def _users_lock() -> Path:
+    return Path(common.base_dir()) / ".users.lock"
+
+
+def register_user(name: str, pid: int | None = None) -> None:
+    """Note process ``pid`` (default: this one) as a user of server ``name`` until it exits.
+
+    ``ensure_swift``/``ensure_ceph`` call it, so a test run that ends does not stop a
+    server that another live process (pytest, a benchmark) is using.
+    """
+    pid = pid or os.getpid()
+    start = common._proc_start_time(pid)
+    if start is None:
+        return
+    with common.locked(_users_lock()):
+        users(name)  # forget the dead ones
+        folder = _users_dir() / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / str(pid)).write_text(start)
+
+
+def users(name: str) -> list[int]:
+    """The live processes noted as users of server ``name`` (the dead ones are forgotten)."""
+    live = []
+    folder = _users_dir() / name
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            rec = {"pid": int(entry.name), "start": entry.read_text()}
+        except (ValueError, OSError):
+            continue
+        if common.alive(rec):
+            live.append(rec["pid"])
+        else:
+            entry.unlink(missing_ok=True)
+    return live
+
+
+def instance(name: str) -> list[list] | None:
+    """The running instance of server ``name``: its recorded processes as
+    ``[name, pid, start time]`` (what tells one instance from the next), or None
+    when it is stopped or none of its processes lives."""
+    state = common.load_json(Path(common.base_dir()) / name / "state.json")
+    if not state or not any(common.alive(rec) for rec in state.get("procs", [])):
+        return None
+    return [[rec["name"], rec["pid"], rec.get("start")] for rec in state["procs"]]
+
+
+def snapshot() -> dict[str, list[list] | None]:
+    """The instances running now, by server name (for :func:`finish_run`)."""
+    return {name: instance(name) for name in SERVERS}
+
+
+def _rss_mib(procs: list[list]) -> float:
+    return sum(common.rss_kib(pid) or 0 for _, pid, _ in procs) / 1024
+
+
+def _command(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes() or Path(f"/proc/{pid}/comm").read_bytes()
+    except OSError:
+        return "?"
+    text = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def finish_run(before: dict[str, list[list] | None], keep: bool = False) -> tuple[list[str], bool]:
+    """After a test run: stop what it started, say what still runs and how to stop it.
+
+    ``before`` is the :func:`snapshot` taken before the run. A server whose instance is
+    the one that ran before stays. One started since is stopped, unless ``keep`` or a
+    live process still uses it (then the last test run that ends stops it: see the
+    ``.left`` marker). Returns the lines to print and whether every stop succeeded.
+    """
+    lines: list[str] = []
+    still: list[tuple[str, list[list], str]] = []
+    ok = True
+    for name, script in SERVERS.items():
+        left_marker = _users_dir() / f"{name}.left"
+        with common.locked(_users_lock()):
+            now = instance(name)
+            left = common.load_json(left_marker) if left_marker.exists() else None
+            if now is None or left != now:
+                left_marker.unlink(missing_ok=True)
+            if now is None:
+                continue
+            # Started by this run, or by an earlier run that left it for users now gone.
+            if now != before.get(name):
+                by = "started by this run"
+            elif left == now:
+                by = "started by an earlier test run for its users, now gone"
+            else:
+                still.append((name, now, "it was running before this run"))
+                continue
+            if keep:
+                left_marker.unlink(missing_ok=True)
+                still.append((name, now, f"{by}, kept as asked"))
+                continue
+            others = users(name)
+            if others:
+                common.write_atomic(left_marker, json.dumps(now))
+                who = ", ".join(f"pid {pid} ({_command(pid)})" for pid in others)
+                still.append((name, now, f"{by}, still used by {who}"))
+                continue
+            try:
+                res = _run(script, ["stop"], 300)
+            except BackendUnavailable as exc:  # did not finish in time
+                res = subprocess.CompletedProcess([], 1, "", str(exc))
+            if res.returncode == 0:
+                left_marker.unlink(missing_ok=True)
+                lines.append(f"stopped {name}: {by} (--keep-servers keeps it)")
+            else:
+                ok = False
+                out = f"{res.stdout}{res.stderr}".strip()
+                lines.append(f"could not stop {name} (exit {res.returncode}): {out}")
+                still.append((name, now, f"{by}, could not be stopped"))
+    for name, procs, why in still:
+        lines.append(
+            f"still running: {name} ({len(procs)} process{'es' if len(procs) > 1 else ''},"
+            f" {_rss_mib(procs):.0f} MiB RSS;"
+            f" {why}); stop it with: tools/backends/{name} stop"
+        )
+    if not lines:
+        lines.append("no test server is running")
+    return lines, ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``snapshot`` (JSON of the running servers) and ``finish-run SNAPSHOT [--keep]``."""
+    ap = argparse.ArgumentParser(prog="tools/backends/backends.py", description=main.__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("snapshot", help="print the running servers' instances as JSON")
+    fin = sub.add_parser("finish-run", help="stop what a run started; say what still runs")
+    fin.add_argument("snapshot", help="what `snapshot` printed before the run")
+    fin.add_argument("--keep", action="store_true", help="stop nothing, only say what runs")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "snapshot":
+            print(json.dumps(snapshot()))
+            return 0
+        lines, ok = finish_run(json.loads(args.snapshot), keep=args.keep)
+    except common.BackendError as exc:
+        print(f"backends.py {args.cmd}: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

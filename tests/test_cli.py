@@ -288,3 +288,19 @@ def test_a_terminated_get_leaves_no_temporary_file(run, tmp_path):
     else:
         assert get.returncode == 128 + signal.SIGTERM
         assert list(out.parent.iterdir()) == []
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(run, tmp_path):
+    image = tmp_path / "big.raw"
+    image.write_bytes(os.urandom(8 << 20))
+    location = json.loads(run("--json", "add", str(image)).stdout)["location"]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env.pop("GLANCE_STORE_NG_CONFIG", None)
+    get = subprocess.Popen(
+        [EXE, "get", location], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert get.stdout.read(10)  # then the reader goes away, as `| head -c 10` does
+    get.stdout.close()
+    err = get.stderr.read().decode()
+    assert get.wait(timeout=30) == 1
+    assert err == ""  # no "error: Broken pipe", no traceback

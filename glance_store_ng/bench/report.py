@@ -143,7 +143,7 @@ def check_plotting() -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise InvalidArgument(
-            "--plot needs matplotlib: pip install 'glance_store_ng[bench]'"
+            "--plot needs matplotlib: pip install '.[bench]' from the clone"
         ) from None
 
 

@@ -1,8 +1,8 @@
 """Build script: metadata lives in setup.cfg; this file adds the optional C module.
 
 ``glance_store_ng._native`` is built by cffi from ``native/build_native.py``.
-When it cannot be built (no C compiler, no libssl/libxxhash headers), the
-install still succeeds with a warning, and ``glance_store_ng.native`` uses the
+When it cannot be built (no C compiler, no libssl headers), the install still
+succeeds with a warning, and ``glance_store_ng.native`` uses the
 pure-Python fallback. ``pip install -v .`` shows that warning.
 """
 
@@ -18,7 +18,8 @@ _WARNING = """
 **********************************************************************
 glance_store_ng: the native module was not built ({reason});
 the pure-Python fallback will be used.
-Install gcc, libssl-dev and libxxhash-dev to build it.
+Install gcc and libssl-dev to build it (libxxhash-dev too for native XXH3),
+then: pip install --force-reinstall .
 **********************************************************************
 """
 

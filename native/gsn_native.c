@@ -3,7 +3,9 @@
  *
  * Digests: OpenSSL's EVP interface for the hashlib algorithms, libxxhash for
  * XXH3 (64 and 128 bits, seed 0, canonical big-endian output as the xxhash
- * Python package gives). Zero detection: glibc's vectorised memcmp.
+ * Python package gives) when the build found its header (GSN_HAVE_XXHASH; the
+ * Python wrapper hashes XXH3 through the xxhash package otherwise). Zero
+ * detection: glibc's vectorised memcmp.
  */
 #include "gsn_native.h"
 
@@ -13,7 +15,9 @@
 
 #include <openssl/evp.h>
 #include <openssl/opensslv.h>
+#ifdef GSN_HAVE_XXHASH
 #include <xxhash.h>
+#endif
 
 #ifndef GSN_VERSION
 #error "GSN_VERSION must be defined by the build (native/build_native.py)"
@@ -45,8 +49,10 @@ static const struct gsn_algo gsn_algos[] = {
     {"sm3", "SM3", GSN_KIND_EVP},
     {"ripemd160", "RIPEMD160", GSN_KIND_EVP},
     {"md5-sha1", "MD5-SHA1", GSN_KIND_EVP},
+#ifdef GSN_HAVE_XXHASH
     {"xxh3_64", NULL, GSN_KIND_XXH3_64},
     {"xxh3_128", NULL, GSN_KIND_XXH3_128},
+#endif
 };
 
 #define GSN_N_ALGOS (sizeof(gsn_algos) / sizeof(gsn_algos[0]))
@@ -55,7 +61,9 @@ struct gsn_digest {
     const struct gsn_algo *algo;
     size_t size;
     EVP_MD_CTX *evp;
+#ifdef GSN_HAVE_XXHASH
     XXH3_state_t *xxh;
+#endif
 };
 
 /*
@@ -116,15 +124,20 @@ static gsn_digest *gsn_digest_alloc(const struct gsn_algo *algo)
     if (d == NULL)
         return NULL;
     d->algo = algo;
-    if (algo->kind == GSN_KIND_EVP)
+    if (algo->kind == GSN_KIND_EVP) {
         d->evp = EVP_MD_CTX_new();
-    else
-        d->xxh = XXH3_createState();
-    if (d->evp == NULL && d->xxh == NULL) {
-        free(d);
-        return NULL;
+        if (d->evp != NULL)
+            return d;
     }
-    return d;
+#ifdef GSN_HAVE_XXHASH
+    else {
+        d->xxh = XXH3_createState();
+        if (d->xxh != NULL)
+            return d;
+    }
+#endif
+    free(d);
+    return NULL;
 }
 
 int gsn_digest_new(const char *name, gsn_digest **out)
@@ -162,6 +175,7 @@ int gsn_digest_new(const char *name, gsn_digest **out)
         }
         d->size = (size_t)EVP_MD_CTX_size(d->evp);
         break;
+#ifdef GSN_HAVE_XXHASH
     case GSN_KIND_XXH3_64:
         if (XXH3_64bits_reset(d->xxh) != XXH_OK) {
             gsn_digest_free(d);
@@ -176,6 +190,11 @@ int gsn_digest_new(const char *name, gsn_digest **out)
         }
         d->size = sizeof(XXH128_canonical_t);
         break;
+#else
+    default: /* not in the table without libxxhash */
+        gsn_digest_free(d);
+        return GSN_EUNSUPPORTED;
+#endif
     }
     if (d->size == 0 || d->size > GSN_MAX_DIGEST_SIZE) {
         gsn_digest_free(d);
@@ -199,9 +218,12 @@ int gsn_digest_copy(const gsn_digest *src, gsn_digest **out)
             gsn_digest_free(d);
             return GSN_ECRYPTO;
         }
-    } else {
+    }
+#ifdef GSN_HAVE_XXHASH
+    else {
         XXH3_copyState(d->xxh, src->xxh);
     }
+#endif
     *out = d;
     return GSN_OK;
 }
@@ -214,9 +236,13 @@ int gsn_digest_update(gsn_digest *digest, const uint8_t *data, size_t len)
         return GSN_OK;
     if (digest->evp != NULL)
         return EVP_DigestUpdate(digest->evp, data, len) == 1 ? GSN_OK : GSN_ECRYPTO;
+#ifdef GSN_HAVE_XXHASH
     if (digest->algo->kind == GSN_KIND_XXH3_64)
         return XXH3_64bits_update(digest->xxh, data, len) == XXH_OK ? GSN_OK : GSN_ECRYPTO;
     return XXH3_128bits_update(digest->xxh, data, len) == XXH_OK ? GSN_OK : GSN_ECRYPTO;
+#else
+    return GSN_EUNSUPPORTED;
+#endif
 }
 
 int gsn_digest_final(const gsn_digest *digest, uint8_t *out, size_t out_len)
@@ -235,6 +261,7 @@ int gsn_digest_final(const gsn_digest *digest, uint8_t *out, size_t out_len)
         EVP_MD_CTX_free(tmp);
         return ok ? GSN_OK : GSN_ECRYPTO;
     }
+#ifdef GSN_HAVE_XXHASH
     if (digest->algo->kind == GSN_KIND_XXH3_64) {
         XXH64_canonical_t c;
         XXH64_canonicalFromHash(&c, XXH3_64bits_digest(digest->xxh));
@@ -245,6 +272,9 @@ int gsn_digest_final(const gsn_digest *digest, uint8_t *out, size_t out_len)
         memcpy(out, c.digest, sizeof(c.digest));
     }
     return GSN_OK;
+#else
+    return GSN_EUNSUPPORTED;
+#endif
 }
 
 size_t gsn_digest_size(const gsn_digest *digest)
@@ -257,8 +287,10 @@ void gsn_digest_free(gsn_digest *digest)
     if (digest == NULL)
         return;
     EVP_MD_CTX_free(digest->evp);
+#ifdef GSN_HAVE_XXHASH
     if (digest->xxh != NULL)
         XXH3_freeState(digest->xxh);
+#endif
     free(digest);
 }
 

@@ -15,11 +15,16 @@ import array
 import gc
 import hashlib
 import importlib
+import json
 import mmap
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import types
 import warnings
+from pathlib import Path
 
 import pytest
 import xxhash
@@ -510,3 +515,49 @@ def test_hash_pipe_digests_are_locked_while_open():
     assert not digest._lock.acquire(blocking=False)
     pipe.close()
     digest.update(b"usable again")
+
+
+def test_a_module_built_without_libxxhash_keeps_the_rest_native(tmp_path):
+    """On a stock machine (no libxxhash-dev) the C module is built all the same: md5, sha2,
+    the zero scan and the hash pipe stay native, XXH3 goes through the xxhash package."""
+    repo = Path(__file__).resolve().parents[1]
+    built = subprocess.run(
+        [sys.executable, str(repo / "native" / "build_native.py"), str(tmp_path)],
+        cwd=repo,
+        env={**os.environ, "GSN_NATIVE_XXHASH": "0"},
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert "building the C module without libxxhash" in built.stderr
+    (module,) = tmp_path.glob("_native*.so")
+    check = textwrap.dedent(
+        f"""
+        import hashlib, importlib.util, json, sys, xxhash
+        spec = importlib.util.spec_from_file_location("glance_store_ng._native", {str(module)!r})
+        native_module = importlib.util.module_from_spec(spec)
+        sys.modules["glance_store_ng._native"] = native_module
+        spec.loader.exec_module(native_module)
+        from glance_store_ng import native
+        data = bytes(range(256)) * 4096
+        md5, xxh = native.new_digest("md5"), native.new_digest("xxh3_128")
+        pipe = native.HashPipe([md5, xxh], 4)
+        pipe.submit(data)
+        pipe.close()
+        print(json.dumps({{
+            "implementation": native.IMPLEMENTATION,
+            "md5_native": type(md5).__name__,
+            "xxh3_native": type(xxh).__name__,
+            "md5": md5.hexdigest() == hashlib.md5(data).hexdigest(),
+            "xxh3": xxh.hexdigest() == xxhash.xxh3_128(data).hexdigest(),
+            "zeros": native.zero_extents(bytes(8192) + b"x" * 4096),
+        }}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout)
+    assert seen["implementation"] == "native"
+    assert seen["md5_native"] == "_NativeDigest" and seen["xxh3_native"] != "_NativeDigest"
+    assert seen["md5"] and seen["xxh3"]
+    assert seen["zeros"] == [[0, 8192]]

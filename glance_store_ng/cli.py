@@ -136,7 +136,7 @@ def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
     )
     _print(
         args,
-        {"image_id": image_id, **dataclasses.asdict(result)},
+        {"image_id": image_id, **dataclasses.asdict(result), "hashing": native.IMPLEMENTATION},
         [
             f"image id:   {image_id}",
             f"location:   {result.location}",
@@ -145,9 +145,18 @@ def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
             f"multihash:  {result.multihash}  ({result.hash_algo})",
             f"zero bytes: {result.zero_bytes}  (left as holes, not written)",
             f"time:       {took}",
+            f"hashing:    {native.IMPLEMENTATION}",
         ],
     )
+    _advise_if_fallback()
     return 0
+
+
+def _advise_if_fallback() -> None:
+    """Say once, on stderr, what the pure-Python fallback costs and how to leave it."""
+    if native.IMPLEMENTATION != "native":
+        advice = native.FALLBACK_ADVICE.format(reason=native.NATIVE_UNAVAILABLE_REASON)
+        print(f"{PROG}: note: {advice}", file=sys.stderr)
 
 
 def _write_sparse(out: BinaryIO, chunks: Iterator[bytes], progress: _Progress) -> None:
@@ -399,6 +408,7 @@ def cmd_bench(args: argparse.Namespace, stores: Stores | None) -> int:
     else:
         print(f"hashing and zero detection: {native.IMPLEMENTATION}")
         print(bench.format_table(results))
+    _advise_if_fallback()
     if args.plot:
         where = f"backend {args.backend or '(default)'} of {config}" if config else None
         bench.plot(results, args.plot, store=where)

@@ -18,6 +18,7 @@ digests and scans of different buffers run in parallel on several threads.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import threading
 import warnings
@@ -28,6 +29,7 @@ from ._version import __version__
 
 __all__ = [
     "ALGORITHMS",
+    "FALLBACK_ADVICE",
     "IMPLEMENTATION",
     "Digest",
     "HashPipe",
@@ -334,3 +336,17 @@ else:
     new_digest = _native_new_digest
     is_zero = _native_is_zero
     zero_extents = _native_zero_extents
+
+#: What the fallback costs and how to get the C module, for frontends to show once.
+FALLBACK_ADVICE = (
+    "hashing and zero detection run in pure Python ({reason}): adds spend more CPU and "
+    "zero scans are several times slower; to build the C module: apt-get install gcc "
+    "libssl-dev, then pip install --force-reinstall . (from the clone)"
+)
+
+logging.getLogger("glance_store_ng").info(
+    "hashing and zero detection: %s",
+    IMPLEMENTATION
+    if _native is not None
+    else FALLBACK_ADVICE.format(reason=NATIVE_UNAVAILABLE_REASON),
+)

@@ -304,3 +304,22 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(run, tmp_path):
     err = get.stderr.read().decode()
     assert get.wait(timeout=30) == 1
     assert err == ""  # no "error: Broken pipe", no traceback
+
+
+@pytest.mark.parametrize("pure_python", [False, True])
+def test_add_shows_the_hashing_implementation_and_advises_once_on_the_fallback(
+    tmp_path, pure_python
+):
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env.pop("GLANCE_STORE_NG_CONFIG", None)
+    env["GLANCE_STORE_NG_PURE_PYTHON"] = "1" if pure_python else "0"
+    done = subprocess.run(
+        [EXE, "add", "/etc/hostname"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"hashing:    {'python' if pure_python else 'native'}" in done.stdout
+    if pure_python:
+        assert done.stderr.count("run in pure Python") == 1
+        assert "pip install --force-reinstall ." in done.stderr
+    else:
+        assert done.stderr == ""

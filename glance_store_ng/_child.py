@@ -12,7 +12,8 @@ import sys
 
 __all__ = ["module_command", "script_command"]
 
-_DROP_CWD = "import sys; del sys.path[0]; "
+# With PYTHONSAFEPATH (-P) there is no cwd entry to drop: only an empty first entry goes.
+_DROP_CWD = "import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; "
 
 
 def module_command(module: str, *args: str) -> list[str]:

@@ -263,9 +263,16 @@ def cmd_gc(args: argparse.Namespace, stores: Stores) -> int:
     its reason and the others are still removed. Exit 1 if any could not be removed.
     Younger orphans are counted and left alone (a running add may own them)."""
     names = [args.backend] if args.backend else list(stores)
-    everything = [(name, orphan) for name in names for orphan in stores[name].find_orphans(0.0)]
-    found = [(name, orphan) for name, orphan in everything if orphan.age >= args.older_than]
-    younger = len(everything) - len(found)
+    found: list[tuple[str, Orphan]] = []
+    younger = 0
+    for name in names:
+        try:  # every orphan, to count the younger ones too
+            every = stores[name].find_orphans(0.0)
+        except StoreError:  # a running add's upload that cannot be listed: not counted
+            every = stores[name].find_orphans(args.older_than)
+        old = [orphan for orphan in every if orphan.age >= args.older_than]
+        younger += len(every) - len(old)
+        found += [(name, orphan) for orphan in old]
     results: list[tuple[str, Orphan, str | None]] = []
     for name, orphan in found:
         error = None
@@ -587,8 +594,8 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    for name in ("SIGTERM", "SIGHUP"):  # a second signal must not cut the cleanup short
-        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):  # a second one stops at once, as a second Ctrl-C does
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
     raise Terminated(signum)
 
 
@@ -598,7 +605,11 @@ def _stopping_cleanly() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {
+        sig: signal.signal(sig, _terminate)
+        for sig in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(sig) is not signal.SIG_IGN  # nohup: a hangup stays ignored
+    }
     try:
         yield
     finally:

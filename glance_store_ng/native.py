@@ -341,7 +341,7 @@ else:
 FALLBACK_ADVICE = (
     "hashing and zero detection run in pure Python ({reason}): adds spend more CPU and "
     "zero scans are several times slower; to build the C module: apt-get install gcc "
-    "libssl-dev, then pip install --force-reinstall . (from the clone)"
+    "libssl-dev, then, from the clone, pip install --no-deps --force-reinstall . (or -e .)"
 )
 
 logging.getLogger("glance_store_ng").info(

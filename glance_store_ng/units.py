@@ -20,7 +20,7 @@ def parse_size(text: str) -> int:
             size = int(float(cleaned[:-1]) * _UNITS[cleaned[-1]])
         else:
             size = int(cleaned)
-    except ValueError:
+    except (ValueError, OverflowError):  # "x", "infK", "1e400M"
         size = -1
     if size < 0:
         raise InvalidArgument(f"{text!r} is not a size such as 1G, 512M, 4K or 4096")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -98,17 +99,32 @@ def run_bench(
 
 
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run the step ``spec`` in a fresh Python process; return its figures (JSON)."""
-    done = subprocess.run(
+    """Run the step ``spec`` in a fresh Python process; return its figures (JSON).
+
+    Stopped meanwhile (Ctrl-C, SIGTERM), it interrupts the step as Ctrl-C would, so an add
+    in progress cleans up, and waits for it before going on."""
+    child = subprocess.Popen(
         module_command("glance_store_ng.bench", json.dumps(spec)),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    if done.returncode != 0:
+    try:
+        out, err = child.communicate()
+    except BaseException as exc:
+        if type(exc) is not KeyboardInterrupt:  # a terminal's Ctrl-C reached the child too
+            child.send_signal(signal.SIGINT)
+        try:
+            child.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+        raise
+    if child.returncode != 0:
         raise RuntimeError(
-            f"benchmark step {spec['implementation']} {spec['operation']} failed:\n{done.stderr}"
+            f"benchmark step {spec['implementation']} {spec['operation']} failed:\n{err}"
         )
-    return json.loads(done.stdout)
+    return json.loads(out)
 
 
 def _comparable(driver: str, progress: Callable[[str], None]) -> bool:

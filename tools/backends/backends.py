@@ -400,8 +400,8 @@ def _command(pid: int) -> str:
 def finish_run(before: dict[str, list[list] | None], keep: bool = False) -> tuple[list[str], bool]:
     """After a test run: stop what it started, say what still runs and how to stop it.
 
-    ``before`` is the :func:`snapshot` taken before the run. A server whose instance is
-    the one that ran before stays. One started since is stopped, unless ``keep`` or a
+    ``before`` is the :func:`snapshot` taken before the run. A server that ran before it
+    stays (even if the run restarted it). One started since is stopped, unless ``keep`` or a
     live process still uses it (then the last test run that ends stops it: see the
     ``.left`` marker). Returns the lines to print and whether every stop succeeded.
     """
@@ -418,7 +418,7 @@ def finish_run(before: dict[str, list[list] | None], keep: bool = False) -> tupl
             if now is None:
                 continue
             # Started by this run, or by an earlier run that left it for users now gone.
-            if now != before.get(name):
+            if before.get(name) is None:
                 by = "started by this run"
             elif left == now:
                 by = "started by an earlier test run for its users, now gone"

@@ -10,14 +10,8 @@ The store class is imported on first use (``from glance_store_ng.drivers.swift i
 SwiftStore``), so ``options`` is importable without the backend's client library.
 """
 
-from typing import Any
+from .. import exported_from_store
 
 __all__ = ["SwiftStore"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from . import store
-
-        return getattr(store, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exported_from_store(__name__, __all__)

@@ -42,6 +42,7 @@ class GlanceAdapter(driver.Store):
     ENTRY: ClassVar[str]
     #: The URI schemes of the locations it writes and reads, as glance_store's driver.
     SCHEMES: ClassVar[tuple[str, ...]]
+    _location_class: ClassVar[type[UriLocation]]
 
     def __init__(self, conf: Any, backend: str | None = None) -> None:
         super().__init__(conf, backend)
@@ -53,8 +54,14 @@ class GlanceAdapter(driver.Store):
         # Glance looks a backend's driver up by its type (our entry name) among the schemes.
         return (self.ENTRY, *self.SCHEMES)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # One location class per adapter, made once (glance_store asks for it repeatedly).
+        name = f"{cls.__name__}Location"
+        cls._location_class = type(name, (UriLocation,), {"schemes": cls.SCHEMES})
+
     def get_store_location_class(self) -> type[UriLocation]:
-        return type(f"{type(self).__name__}Location", (UriLocation,), {"schemes": self.SCHEMES})
+        return self._location_class
 
     def configure_add(self) -> None:
         """Open our store from the backend's section: what the operator set, our defaults else."""

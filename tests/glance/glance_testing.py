@@ -37,10 +37,12 @@ from __future__ import annotations
 import configparser
 import contextlib
 import functools
+import hashlib
 import http.client
 import http.server
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -48,7 +50,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -56,8 +58,9 @@ from typing import Any, BinaryIO
 import pytest
 import real_backends
 
+from glance_store_ng.units import MiB
+
 REPO = Path(__file__).resolve().parents[2]
-MiB = 1 << 20
 
 # Identity headers of an already-authenticated request: the `context` filter turns
 # them into a request context with an owner (what Keystone's authtoken would do).
@@ -627,6 +630,30 @@ class GlanceServer:
             f"image {image_id} into {sorted(stores)}",
             timeout,
         )
+
+
+# --------------------------------------------------------------------------- images
+
+SIZE = 3 * MiB + 12345  # not a multiple of any chunk or part size
+
+
+def payload(seed: int, size: int = SIZE) -> bytes:
+    """Random bytes with an all-zero MiB in the middle (images have holes)."""
+    data = bytearray(random.Random(seed).randbytes(size))
+    data[MiB : 2 * MiB] = bytes(MiB)
+    return bytes(data)
+
+
+def assert_image(image: dict, data: bytes, stores: str | Iterable[str] | None) -> None:
+    """The record of an active image holding ``data`` in ``stores`` ("a,b" or names)."""
+    assert image["status"] == "active"
+    assert image["size"] == len(data)
+    assert image["checksum"] == hashlib.md5(data).hexdigest()
+    assert image["os_hash_algo"] == "sha512"
+    assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    if stores is not None:
+        wanted = stores.split(",") if isinstance(stores, str) else list(stores)
+        assert sorted(image["stores"].split(",")) == sorted(wanted)
 
 
 # --------------------------------------------------------------------------- fixtures

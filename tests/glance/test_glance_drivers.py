@@ -13,9 +13,7 @@ to ours, keeps its images readable and deletable (file, S3, RBD).
 
 from __future__ import annotations
 
-import hashlib
 import io
-import random
 import secrets
 import time
 from collections.abc import Iterator
@@ -26,12 +24,15 @@ from typing import Any
 import pytest
 import real_backends
 from glance_testing import (
+    SIZE,
     Backend,
     GlanceConfig,
     GlanceServer,
     GlanceServers,
+    assert_image,
     file_backend,
     glance_install,
+    payload,
     serve_bytes,
 )
 from glanceclient.exc import HTTPConflict
@@ -40,15 +41,7 @@ from glance_store_ng import errors, open_store
 from glance_store_ng.store import Store
 from glance_store_ng.units import MiB
 
-SIZE = 3 * MiB + 12345  # not a multiple of any chunk or part size
 OURS = ("fast", "objects", "swift", "ceph")
-
-
-def payload(seed: int, size: int = SIZE) -> bytes:
-    """Random bytes with an all-zero MiB in the middle (images have holes)."""
-    data = bytearray(random.Random(seed).randbytes(size))
-    data[MiB : 2 * MiB] = bytes(MiB)
-    return bytes(data)
 
 
 @dataclass
@@ -138,15 +131,6 @@ def glance(
     for name, backend in ours.items():
         backends[name] = Backend(f"gsng_{backend.driver}", backend.options)
     return glance_servers.start("ours", GlanceConfig(backends=backends, default_backend="builtin"))
-
-
-def assert_image(image: dict, data: bytes, stores: set[str]) -> None:
-    assert image["status"] == "active"
-    assert image["size"] == len(data)
-    assert image["checksum"] == hashlib.md5(data).hexdigest()
-    assert image["os_hash_algo"] == "sha512"
-    assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
-    assert set(image["stores"].split(",")) == stores
 
 
 def new_image(glance: GlanceServer, name: str) -> str:

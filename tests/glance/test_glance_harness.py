@@ -10,45 +10,26 @@ beside it, restarted as multi-store over the same data.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import random
 import subprocess
 from pathlib import Path
 
 import pytest
 from glance_testing import (
     REPO,
+    SIZE,
     Backend,
     GlanceConfig,
     GlanceError,
     GlanceServer,
     MiB,
+    assert_image,
     datadir_of,
     file_backend,
+    payload,
     serve_bytes,
 )
-
-SIZE = 3 * MiB + 12345  # not a multiple of any chunk size
-
-
-def payload(seed: int, size: int = SIZE) -> bytes:
-    """Random bytes with an all-zero MiB in the middle (images have holes)."""
-    data = bytearray(random.Random(seed).randbytes(size))
-    data[MiB : 2 * MiB] = bytes(MiB)
-    return bytes(data)
-
-
-def assert_image(image: dict, data: bytes, stores: str | None) -> None:
-    """The record of an active image holding ``data`` in ``stores``."""
-    assert image["status"] == "active"
-    assert image["size"] == len(data)
-    assert image["checksum"] == hashlib.md5(data).hexdigest()
-    assert image["os_hash_algo"] == "sha512"
-    assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
-    if stores is not None:
-        assert sorted(image["stores"].split(",")) == sorted(stores.split(","))
 
 
 def assert_stored(server: GlanceServer, backend: str, image_id: str, data: bytes) -> None:

@@ -20,7 +20,6 @@ seconds tell how much of a wall time was Glance's own.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path[:0] = [str(HERE.parent / "tests" / "glance"), str(HERE.parent / "tests"
 
 import real_backends  # noqa: E402
 from glance_testing import Backend, GlanceConfig, GlanceServer, glance_install  # noqa: E402
+from real_backends import backends_module  # noqa: E402
 
 from glance_store_ng.bench import CASES, make_image, parse_size  # noqa: E402
 from glance_store_ng.units import MiB  # noqa: E402
@@ -62,12 +62,7 @@ def backend_options(kind: str, root: Path) -> dict[str, str]:
 
 def cpu_seconds(server: GlanceServer) -> float:
     """User + system CPU seconds of the gunicorn workers so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in server.worker_pids():
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    return backends_module().cpu_seconds(server.worker_pids())
 
 
 def measured(server: GlanceServer, run) -> tuple[float, float, int]:

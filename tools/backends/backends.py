@@ -164,6 +164,12 @@ def server_cpu_seconds(run_dir: str | os.PathLike, names: tuple[str, ...]) -> fl
         pids = [proc["pid"] for proc in json.load(f)["procs"] if proc["name"] in names]
     if len(pids) != len(names):
         raise BackendUnavailable(f"not all of {', '.join(names)} run under {run_dir}")
+    return cpu_seconds(pids)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by processes ``pids`` and their children."""
+    pids = list(pids)
     total = 0.0
     while pids:
         pid = pids.pop()

@@ -474,17 +474,6 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _parser_with(parent: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
-    """A parser class whose parsers also take ``parent``'s options (for sub-commands)."""
-
-    class Parser(argparse.ArgumentParser):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["parents"] = [*kwargs.get("parents", ()), parent]
-            super().__init__(*args, **kwargs)
-
-    return Parser
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -500,11 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
     # they default to SUPPRESS, so they only override what was given before the command.
     anywhere = argparse.ArgumentParser(add_help=False)
     _add_global_options(anywhere, suppress=True)
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_parser_with(anywhere)
-    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    add = sub.add_parser("add", help="store an image file; prints its location and checksums")
+    add = sub.add_parser(
+        "add", parents=[anywhere], help="store an image file; prints its location and checksums"
+    )
     add.add_argument("file", metavar="FILE", help="the image file ('-' reads standard input)")
     add.add_argument("--id", help="the image id (default: a new UUID)")
     add.add_argument(
@@ -514,7 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.set_defaults(func=cmd_add)
 
-    get = sub.add_parser("get", help="read an image to a file or standard output")
+    get = sub.add_parser(
+        "get", parents=[anywhere], help="read an image to a file or standard output"
+    )
     get.add_argument("location", metavar="LOCATION")
     get.add_argument("-o", "--output", metavar="FILE", help="write here (sparse where zero)")
     get.add_argument(
@@ -525,22 +516,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     get.set_defaults(func=cmd_get)
 
-    info = sub.add_parser("info", help="show an image's size and backend")
+    info = sub.add_parser("info", parents=[anywhere], help="show an image's size and backend")
     info.add_argument("location", metavar="LOCATION")
     info.set_defaults(func=cmd_info)
 
-    delete = sub.add_parser("delete", help="delete an image")
+    delete = sub.add_parser("delete", parents=[anywhere], help="delete an image")
     delete.add_argument("location", metavar="LOCATION")
     delete.set_defaults(func=cmd_delete)
 
     drivers = sub.add_parser(
         "drivers",
+        parents=[anywhere],
         help="list installed drivers and their options (with --config: the backends too)",
     )
     drivers.set_defaults(func=cmd_drivers)
 
     gc = sub.add_parser(
         "gc",
+        parents=[anywhere],
         help="remove what killed adds left behind (file temp files, S3 multipart uploads, "
         "Swift segments, unfinished RBD images)",
     )
@@ -554,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
+        parents=[anywhere],
         help="measure add and get against the store, beside baselines and glance_store",
         description=(
             "Adds generated images (random; 75% zero 4 KiB blocks in runs; 75% zero scattered "

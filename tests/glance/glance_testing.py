@@ -620,16 +620,24 @@ class GlanceServer:
             time.sleep(0.2)
 
     def wait_for_stores(self, image_id: str, stores: set[str], timeout: float = 60) -> dict:
-        """Wait until the image is active in (at least) ``stores``."""
+        """Wait until the image is active in (at least) ``stores`` and its import tasks
+        have ended: Glance lists a store as soon as the data is in it, then still saves
+        the image and drops its import lock, and a delete in between may fail (500)."""
         return self.wait_for_image(
             image_id,
             lambda image: (
                 image["status"] == "active"
                 and stores <= set(filter(None, image.get("stores", "").split(",")))
+                and not self.running_tasks(image_id)
             ),
             f"image {image_id} into {sorted(stores)}",
             timeout,
         )
+
+    def running_tasks(self, image_id: str) -> list[dict]:
+        """The image's import tasks that have not ended yet."""
+        tasks = self.request_json("GET", f"/v2/images/{image_id}/tasks")["tasks"]
+        return [task for task in tasks if task["status"] not in ("success", "failure")]
 
 
 # --------------------------------------------------------------------------- images

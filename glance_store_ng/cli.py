@@ -25,8 +25,9 @@ from ._version import __version__
 from .config import Stores, open_store
 from .errors import ConfigError, InvalidArgument, StoreError
 from .locations import mask_uri
-from .pipeline import ZERO_BLOCK_SIZE, complement
+from .pipeline import ZERO_BLOCK_SIZE
 from .registry import installed_drivers, load_driver
+from .sparse import SparseWriter
 from .store import Orphan, Store
 from .units import parse_size
 
@@ -123,7 +124,12 @@ def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
     progress = _Progress(size, f"adding {image_id}", args.progress)
     try:
         result = stores.add(
-            image_id, _CountingReader(source, progress), size, args.hashing_algo, args.backend
+            image_id,
+            _CountingReader(source, progress),
+            size,
+            args.hashing_algo,
+            args.backend,
+            checksum=args.checksum,
         )
     finally:
         progress.finish()
@@ -141,7 +147,9 @@ def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
             f"image id:   {image_id}",
             f"location:   {result.location}",
             f"size:       {result.size}",
-            f"checksum:   {result.checksum}  (md5)",
+            f"checksum:   {result.checksum}  (md5)"
+            if result.checksum
+            else "checksum:   not computed (--no-checksum)",
             f"multihash:  {result.multihash}  ({result.hash_algo})",
             f"zero bytes: {result.zero_bytes}  (left as holes, not written)",
             f"time:       {took}",
@@ -159,17 +167,15 @@ def _advise_if_fallback() -> None:
         print(f"{PROG}: note: {advice}", file=sys.stderr)
 
 
-def _write_sparse(out: BinaryIO, chunks: Iterator[bytes], progress: _Progress) -> None:
-    """Write ``chunks`` to a regular file, leaving all-zero 4 KiB blocks as holes."""
-    position = 0
+def _write_sparse(fd: int, chunks: Iterable[bytes], progress: _Progress) -> None:
+    """Write ``chunks`` to a regular file, leaving long zero runs as holes (:mod:`.sparse`)."""
+    sparse, position = SparseWriter(fd), 0
     for chunk in chunks:
-        view = memoryview(chunk)
-        for start, end in complement(native.zero_extents(view, ZERO_BLOCK_SIZE), len(view)):
-            out.seek(position + start)
-            out.write(view[start:end])
-        position += len(view)
-        progress.advance(len(view))
-    out.truncate(position)
+        sparse.write(position, chunk, native.zero_extents(chunk, ZERO_BLOCK_SIZE))
+        position += len(chunk)
+        progress.advance(len(chunk))
+    sparse.finish()
+    os.ftruncate(fd, position)
 
 
 def _write_plain(out: BinaryIO, chunks: Iterable[bytes], progress: _Progress) -> None:
@@ -185,8 +191,10 @@ def _write_new_file(path: str, chunks: Iterable[bytes], progress: _Progress) -> 
         prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path) or "."
     )
     try:
-        with os.fdopen(fd, "wb") as out:
-            _write_sparse(out, iter(chunks), progress)
+        try:
+            _write_sparse(fd, chunks, progress)
+        finally:
+            os.close(fd)
         os.chmod(temp, 0o666 & ~_umask())
         os.replace(temp, path)
     except BaseException:
@@ -501,6 +509,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="sha512",
         help="the multihash algorithm: any hashlib one, xxh3_64 or xxh3_128 (default: sha512)",
     )
+    add.add_argument(
+        "--no-checksum",
+        dest="checksum",
+        action="store_false",
+        help="skip the md5 (Glance's legacy checksum), a core's worth of hashing; "
+        "S3 and Swift still compute it to check their transfers",
+    )
     add.set_defaults(func=cmd_add)
 
     get = sub.add_parser(
@@ -552,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Adds generated images (random; 75% zero 4 KiB blocks in runs; 75% zero scattered "
             "one by one; plus any FILE you give) to the store and reads them back, each step in "
-            "a fresh process. Prints MB/s, CPU seconds, "
+            "a fresh process; adds once more with xxh3_128 and no md5 (add --no-checksum), "
+            "what a frontend without Glance's legacy checksum pays. Prints MB/s, CPU seconds, "
             "peak RSS growth and the storage allocated, beside hashlib md5+sha512 and a plain "
             "copy, and glance_store's driver for the same backend and options where "
             "glance_store is installed, with our ratio to it. Warns when the machine is "

@@ -275,9 +275,11 @@ class Stores(Mapping[str, Store]):
         size: int | None = None,
         hashing_algo: str = "sha512",
         backend: str | None = None,
+        checksum: bool = True,
     ) -> AddResult:
         """Store.add into ``backend`` (default: the default backend)."""
-        return self[backend or self.default_backend].add(image_id, data, size, hashing_algo)
+        store = self[backend or self.default_backend]
+        return store.add(image_id, data, size, hashing_algo, checksum=checksum)
 
     def get(
         self,

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidArgument
+from .units import parse_size
 
 __all__ = ["Option", "COMMON_OPTIONS", "resolve_options", "mask_options"]
 
@@ -90,6 +91,20 @@ def _as_octal(value: Any) -> int:
     return mode
 
 
+def _as_size(value: Any) -> int:
+    """Bytes from an int or a size as people write it: ``64K``, ``1M``, ``4096``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a size is not negative")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a size such as 64K, 1M or 4096")
+    try:
+        return parse_size(value)
+    except InvalidArgument:
+        raise ValueError("expected a size such as 64K, 1M or 4096 (binary units)") from None
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "str": _as_str,
     "int": _as_int,
@@ -97,6 +112,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "bool": _as_bool,
     "list": _as_list,
     "octal": _as_octal,
+    "size": _as_size,
 }
 
 
@@ -105,7 +121,8 @@ class Option:
     """One option a driver accepts.
 
     ``type`` is one of ``str``, ``int``, ``float``, ``bool``, ``list``
-    (comma-separated or repeated key), ``octal`` (a file mode).
+    (comma-separated or repeated key), ``octal`` (a file mode), ``size`` (bytes, also
+    written ``64K``, ``1M``).
     ``secret`` options are never shown: reprs, logs and errors mask them.
     """
 

@@ -132,7 +132,8 @@ class Ingest:
     """An iterator of :class:`Chunk` over the caller's data, checking and hashing as it goes.
 
     After the driver has consumed it, ``size``, ``checksum`` and ``multihash``
-    hold the results. ``zero_bytes`` counts the bytes found in all-zero blocks.
+    hold the results. ``zero_bytes`` counts the bytes of the all-zero blocks left
+    unwritten: those found, less what the driver wrote anyway (:meth:`wrote_zeros`).
     """
 
     def __init__(
@@ -147,6 +148,7 @@ class Ingest:
         zero_block_size: int | None = None,
         label: str = "image",
         depth: int = DEPTH,
+        md5: bool = True,
     ) -> None:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise InvalidArgument(f"size must be a non-negative integer or None, not {size!r}")
@@ -170,12 +172,17 @@ class Ingest:
         self._ring: collections.deque[_Slot] = collections.deque(_Slot() for _ in range(depth))
         self._pipe: Any = None
         self._source = self._open_source(data)
-        self._md5 = native.new_digest("md5")
+        self._md5 = native.new_digest("md5") if md5 else None
         self._multihash = native.new_digest(self.hash_algo)
         self.size = 0
         self.zero_bytes = 0
         self.finished = False
         self._started = False
+
+    def wrote_zeros(self, count: int) -> None:
+        """The driver wrote ``count`` bytes of found zero blocks after all (a run too short
+        to be worth a hole): they are not counted in ``zero_bytes``."""
+        self.zero_bytes -= count
 
     # -- sources: each yields (view, slot), the slot taken from the ring -------------------
 
@@ -265,7 +272,8 @@ class Ingest:
         return slot
 
     def _chunks(self) -> Iterator[Chunk]:
-        self._pipe = native.HashPipe([self._md5, self._multihash], self._depth)
+        digests = [self._md5, self._multihash] if self._md5 else [self._multihash]
+        self._pipe = native.HashPipe(digests, self._depth)
         finished = False
         try:
             for view, slot in self._source:
@@ -313,9 +321,10 @@ class Ingest:
             )
 
     @property
-    def checksum(self) -> str:
-        """md5 of the data, in hex (Glance's ``checksum``); valid once ``finished``."""
-        return self._md5.hexdigest()
+    def checksum(self) -> str | None:
+        """md5 of the data, in hex (Glance's ``checksum``); valid once ``finished``.
+        None when made with ``md5=False``."""
+        return self._md5.hexdigest() if self._md5 else None
 
     @property
     def multihash(self) -> str:

@@ -90,6 +90,8 @@ class Capabilities:
     """add() accepts data whose size is not known in advance."""
     thin: bool = False
     """All-zero regions are not written (holes, thin images) and read back as zeros."""
+    min_hole: int = 4096
+    """When thin: the shortest all-zero run left unwritten (shorter ones are written)."""
     max_image_size: int | None = None
     """The largest image the backend accepts, when it has a limit (add enforces it)."""
 
@@ -102,8 +104,8 @@ class AddResult:
     """The location URI to record; it never holds credentials."""
     size: int
     """Bytes stored."""
-    checksum: str
-    """md5 of the bytes, in hex (Glance's ``checksum``)."""
+    checksum: str | None
+    """md5 of the bytes, in hex (Glance's ``checksum``); None if add was told not to."""
     multihash: str
     """The ``hash_algo`` digest of the bytes, in hex (Glance's ``os_hash_value``)."""
     hash_algo: str
@@ -143,6 +145,9 @@ class Store(abc.ABC):
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
     #: The option that sets the chunk size, if the driver has one.
     CHUNK_SIZE_OPTION: ClassVar[str | None] = None
+    #: The driver checks its transfers against the image's md5 (``ingest.checksum``):
+    #: the pipeline then computes it even for ``add(..., checksum=False)``.
+    MD5_FOR_TRANSFERS: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any] | None = None, *, backend: str | None = None):
         self.backend = backend
@@ -231,6 +236,7 @@ class Store(abc.ABC):
         data: Any,
         size: int | None = None,
         hashing_algo: str = "sha512",
+        checksum: bool = True,
     ) -> AddResult:
         """Store ``data`` as image ``image_id``.
 
@@ -238,7 +244,10 @@ class Store(abc.ABC):
         of bytes-like chunks. ``size`` is its length, or None/0 when unknown;
         a stream of another length is refused (SizeMismatch). The md5 and the
         ``hashing_algo`` digest (any hashlib algorithm, xxh3_64, xxh3_128) are
-        computed in the same pass.
+        computed in the same pass. ``checksum=False`` skips the md5 (Glance's
+        legacy ``checksum``; ``AddResult.checksum`` is then None) and saves a
+        core's worth of hashing, unless the driver verifies its transfers with
+        it (``MD5_FOR_TRANSFERS``: S3 and Swift).
 
         Raises AlreadyExists (nothing overwritten), SizeLimitExceeded,
         SizeMismatch, StorageFull, InvalidArgument, or the backend's errors;
@@ -263,6 +272,7 @@ class Store(abc.ABC):
             cap_source=cap_source,
             zero_block_size=ZERO_BLOCK_SIZE if capabilities.thin else None,
             label=f"{self.label}: image {image_id}",
+            md5=checksum or self.MD5_FOR_TRANSFERS,
         )
         location = self._add(image_id, ingest)
         if not ingest.finished:
@@ -273,7 +283,7 @@ class Store(abc.ABC):
         result = AddResult(
             location=location,
             size=ingest.size,
-            checksum=ingest.checksum,
+            checksum=ingest.checksum if checksum else None,
             multihash=ingest.multihash,
             hash_algo=ingest.hash_algo,
             metadata={"store": self.backend} if self.backend else {},

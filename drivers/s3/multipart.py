@@ -3,11 +3,12 @@
 :class:`S3Upload` is the :class:`~glance_store_ng.part_writer.PartUpload` of
 one add. The core's PartWriter re-chunks the image, sends the parts in
 parallel with bounded memory and retries each from its buffer; this module
-says how each request looks on S3. Every request body is checked by the
-server (the part is refused when its bytes do not match): the SHA-256 that
-SigV4 signs (``x-amz-content-sha256``, botocore computes it) or, with
-``s3_store_part_checksum = md5``, a Content-MD5 computed here; a single PUT
-carries the image's own md5 as Content-MD5 too. The PUT and the completion ask
+says how each request looks on S3. Every part is checked by the server (it
+is refused when its bytes do not match) against what ``s3_store_part_checksum``
+says: a CRC32 computed here (``x-amz-checksum-crc32``, the upload declared
+with that algorithm, the payload unsigned), the SHA-256 that SigV4 signs
+(``x-amz-content-sha256``, botocore computes it), or a Content-MD5 computed
+here; a single PUT carries the image's own md5 as Content-MD5 too. The PUT and the completion ask
 the server not to replace an object that appeared meanwhile (If-None-Match),
 and an object carries the add's random token in its metadata, so a retried
 request can tell its own work from someone else's. :meth:`S3Upload.abort`
@@ -24,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +39,15 @@ from .errors import error_code
 if TYPE_CHECKING:
     from .store import S3Store
 
-__all__ = ["ADD_TOKEN", "MAX_PARTS", "S3Upload", "abort_upload", "part_size_schedule"]
+__all__ = [
+    "ADD_TOKEN",
+    "MAX_PARTS",
+    "PROBE_PREFIX",
+    "S3Upload",
+    "abort_upload",
+    "crc32_base64",
+    "part_size_schedule",
+]
 
 LOG = logging.getLogger("glance_store_ng.drivers.s3")
 
@@ -45,6 +55,15 @@ MAX_PARTS = 10_000  # S3's limit on the parts of one upload
 _GROWTH_EVERY = 1_000  # unknown size: the part size doubles every this many parts
 #: Object metadata naming the add that wrote it: a retried request can tell its own work.
 ADD_TOKEN = "glance-store-ng-add"
+#: The key prefix of the small object that asks a server whether it checks CRC32s.
+PROBE_PREFIX = ".glance-store-ng-checksum-probe-"
+
+
+def crc32_base64(data: bytes | bytearray | memoryview, wrong: bool = False) -> str:
+    """The CRC32 of ``data`` as S3 headers carry it (big-endian, base64); ``wrong``: one
+    that does not match (zlib releases the GIL: parts are checksummed in parallel)."""
+    value = zlib.crc32(data) ^ (1 if wrong else 0)
+    return base64.b64encode(value.to_bytes(4, "big")).decode()
 
 
 def abort_upload(client: Any, bucket: str, key: str, upload_id: str) -> None:
@@ -82,10 +101,18 @@ def _body(data: memoryview) -> bytes | bytearray:
 class S3Upload:
     """The upload of one image, ``key``, by the add holding ``token``.
 
-    ``md5_hex()`` is the image's md5, known once the data has all been read.
+    ``md5_hex()`` is the image's md5, known once the data has all been read;
+    ``part_checksum`` is crc32, sha256 or md5 (see the module's text).
     """
 
-    def __init__(self, store: S3Store, key: str, token: str, md5_hex: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        store: S3Store,
+        key: str,
+        token: str,
+        md5_hex: Callable[[], str | None],
+        part_checksum: str,
+    ) -> None:
         self.store = store
         self.client = store.client
         self.bucket = store.bucket
@@ -93,6 +120,8 @@ class S3Upload:
         self.uri = store.uri_of(key)
         self.token = token
         self.md5_hex = md5_hex
+        self.crc32 = part_checksum == "crc32"
+        self.content_md5 = part_checksum == "md5"
         self.upload_id: str | None = None
         self._committing = False
 
@@ -100,7 +129,9 @@ class S3Upload:
 
     def write_once(self, data: memoryview) -> None:
         body = _body(data)
-        md5 = base64.b64encode(bytes.fromhex(self.md5_hex())).decode()
+        md5_hex = self.md5_hex()
+        assert md5_hex is not None  # S3Store.MD5_FOR_TRANSFERS
+        md5 = base64.b64encode(bytes.fromhex(md5_hex)).decode()
         tries = 0
 
         def put() -> None:
@@ -137,7 +168,10 @@ class S3Upload:
         created = self.store.bucket_call(
             f"starting the upload of {self.uri}",
             lambda: self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, Metadata={ADD_TOKEN: self.token}
+                Bucket=self.bucket,
+                Key=self.key,
+                Metadata={ADD_TOKEN: self.token},
+                **({"ChecksumAlgorithm": "CRC32"} if self.crc32 else {}),
             ),
         )
         self.upload_id = created["UploadId"]
@@ -147,8 +181,10 @@ class S3Upload:
 
     def send_part(self, number: int, data: memoryview) -> dict[str, Any]:
         extra = {}
-        if self.store.content_md5:
-            extra["ContentMD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
+        if self.crc32:
+            extra = {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": crc32_base64(data)}
+        elif self.content_md5:
+            extra = {"ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
         with self.store.context.errors(f"uploading part {number} of {self.key}"):
             answer = self.client.upload_part(
                 Bucket=self.bucket,
@@ -158,7 +194,10 @@ class S3Upload:
                 Body=_body(data),
                 **extra,
             )
-        return {"PartNumber": number, "ETag": answer["ETag"]}
+        part = {"PartNumber": number, "ETag": answer["ETag"]}
+        if self.crc32:  # the completion lists each part's checksum
+            part["ChecksumCRC32"] = extra["ChecksumCRC32"]
+        return part
 
     def commit(self, parts: list[dict[str, Any]]) -> None:
         """Join the parts into the object, unless an image of this id appeared meanwhile.

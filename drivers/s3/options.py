@@ -55,12 +55,14 @@ OPTIONS = (
     ),
     Option(
         "s3_store_part_checksum",
-        default="sha256",
-        choices=("sha256", "md5"),
-        help="How the server checks every request body: sha256, the SHA-256 that SigV4 "
-        "signs (x-amz-content-sha256), or md5, a Content-MD5 (the payload is then not "
-        "signed). Either way a damaged part is refused. sha256 costs less CPU where the "
-        "CPU has SHA extensions.",
+        default="auto",
+        choices=("auto", "crc32", "sha256", "md5"),
+        help="How the server checks every part: crc32, an x-amz-checksum-crc32 (nearly free "
+        "to compute; the payload is not signed); sha256, the SHA-256 that SigV4 signs; "
+        "md5, a Content-MD5 (not signed). auto (default): crc32 where the server verifies "
+        "it (the first add sends it a wrong one and expects a refusal: Swift's s3api "
+        "does, radosgw before Reef does not), else sha256. A damaged part is refused "
+        "and sent again. A single PUT also carries the image's md5.",
     ),
     Option(
         "s3_store_chunk_size",

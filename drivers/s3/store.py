@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -52,7 +53,7 @@ from glance_store_ng.units import MiB
 
 from . import orphans
 from .errors import S3Context, error_code
-from .multipart import ADD_TOKEN, S3Upload, part_size_schedule
+from .multipart import ADD_TOKEN, PROBE_PREFIX, S3Upload, crc32_base64, part_size_schedule
 from .options import OPTIONS
 
 __all__ = ["S3Store"]
@@ -98,6 +99,7 @@ class S3Store(Store):
     schemes = SCHEMES
     CHUNK_SIZE_OPTION = "s3_store_chunk_size"
     OPTIONS = OPTIONS
+    MD5_FOR_TRANSFERS = True  # a single PUT carries it as Content-MD5
 
     def configure(self) -> None:
         conf = self.conf
@@ -115,7 +117,8 @@ class S3Store(Store):
         self.large_object_size = conf["s3_store_large_object_size"] * MiB
         self.part_size = conf["s3_store_large_object_chunk_size"] * MiB
         self.threads: int = conf["s3_store_thread_pools"]
-        self.content_md5 = conf["s3_store_part_checksum"] == "md5"
+        self.part_checksum: str = conf["s3_store_part_checksum"]  # "auto" until probed
+        self._probing = threading.Lock()
         self.policy = RetryPolicy(
             attempts=conf["s3_store_max_attempts"],
             base=conf["s3_store_retry_backoff"],
@@ -128,13 +131,17 @@ class S3Store(Store):
             access_key=conf["s3_store_access_key"],
             secret_key=conf["s3_store_secret_key"],
         )
+        self.client = self._make_client(signed=self.part_checksum == "sha256")
+
+    def _make_client(self, signed: bool) -> Any:
+        """A boto3 client; ``signed``: SigV4 signs every body's SHA-256 (the server checks
+        it), else the bodies carry a CRC32 or a Content-MD5 the server checks instead."""
+        conf = self.conf
         integrity = conf["s3_store_enable_data_integrity_protection"]
         config = Config(
             s3={
                 "addressing_style": conf["s3_store_bucket_url_format"],
-                # The server checks every body against its signed SHA-256, or against
-                # the Content-MD5 sent instead (s3_store_part_checksum = md5).
-                "payload_signing_enabled": self.content_md5 is False,
+                "payload_signing_enabled": signed,
             },
             signature_version="s3v4",
             connect_timeout=conf["s3_store_connect_timeout"],
@@ -150,7 +157,7 @@ class S3Store(Store):
         )
         session = boto3.session.Session()
         with self.context.errors("creating the S3 client"):
-            self.client = session.client(
+            return session.client(
                 "s3",
                 endpoint_url=self.endpoint,
                 aws_access_key_id=conf["s3_store_access_key"],
@@ -159,6 +166,54 @@ class S3Store(Store):
                 verify=conf["s3_store_cacert"] or None,
                 config=config,
             )
+
+    def resolve_part_checksum(self) -> str:
+        """``s3_store_part_checksum``, with ``auto`` settled once: crc32 if the server
+        refuses a body whose CRC32 is wrong, else sha256 (``client`` is then replaced by
+        one that signs bodies). The first add calls it."""
+        with self._probing:
+            if self.part_checksum == "auto":
+                checked = self._server_checks_crc32()
+                self.part_checksum = "crc32" if checked else "sha256"
+                LOG.info(
+                    "%s: %s checks x-amz-checksum-crc32: %s; parts carry %s",
+                    self.label,
+                    self.endpoint,
+                    "yes" if checked else "no",
+                    "a CRC32" if checked else "a signed SHA-256",
+                )
+                if not checked:  # a new client (reads in flight keep the old one)
+                    self.client = self._make_client(signed=True)
+            return self.part_checksum
+
+    def _server_checks_crc32(self) -> bool:
+        """PUT a small object with a wrong CRC32: refused (BadDigest) if the server checks
+        it; accepted (then removed) if it ignores it."""
+        key = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
+        body = b"glance-store-ng: does this server check x-amz-checksum-crc32?"
+
+        def put() -> bool:
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ChecksumAlgorithm="CRC32",
+                    ChecksumCRC32=crc32_base64(body, wrong=True),
+                )
+            except ClientError as exc:
+                if error_code(exc)[0] == "BadDigest":  # what AWS and Swift answer
+                    return True
+                raise
+            return False
+
+        checked = self.bucket_call(f"probing {self.endpoint} for CRC32 checks", put)
+        if not checked:
+            self.call(
+                f"removing the probe {self.uri_of(key)}",
+                lambda: self.client.delete_object(Bucket=self.bucket, Key=key),
+            )
+        return checked
 
     @property
     def capabilities(self) -> Capabilities:
@@ -268,7 +323,9 @@ class S3Store(Store):
             raise AlreadyExists(f"{self.label}: image {image_id} already exists at {uri}")
         declared = ingest.declared_size
         single = declared is not None and declared < self.large_object_size
-        upload = S3Upload(self, key, secrets.token_hex(16), lambda: ingest.checksum)
+        upload = S3Upload(
+            self, key, secrets.token_hex(16), lambda: ingest.checksum, self.resolve_part_checksum()
+        )
         writer = PartWriter(
             upload,
             part_size=part_size_schedule(self.part_size, declared),

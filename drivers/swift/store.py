@@ -77,6 +77,7 @@ class SwiftStore(Store):
 
     schemes = SCHEMES
     OPTIONS = OPTIONS
+    MD5_FOR_TRANSFERS = True  # the single PUT is checked against it; the SLO manifest too
 
     # -- configuration ---------------------------------------------------------------------
 

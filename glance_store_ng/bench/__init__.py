@@ -27,7 +27,17 @@ The benchmark scripts in ``benchmarks/`` use :func:`timed`, :func:`make_image`,
 :func:`parse_size` and :func:`.reference.open_reference` the same way.
 """
 
-from .cases import BLOCK, CASES, GLANCE_STORE, NO_FSYNC, OURS, make_image, parse_size
+from .cases import (
+    BLOCK,
+    CASES,
+    GLANCE_STORE,
+    NO_FSYNC,
+    NO_MD5,
+    OUR_IMPLEMENTATIONS,
+    OURS,
+    make_image,
+    parse_size,
+)
 from .measure import timed
 from .report import Measurement, check_plotting, format_table, plot, ratios
 from .runner import run_bench
@@ -37,7 +47,9 @@ __all__ = [
     "CASES",
     "GLANCE_STORE",
     "NO_FSYNC",
+    "NO_MD5",
     "OURS",
+    "OUR_IMPLEMENTATIONS",
     "Measurement",
     "check_plotting",
     "format_table",

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import InvalidArgument
 from ..units import MiB
-from .cases import CASES, GLANCE_STORE, NO_FSYNC, OURS
+from .cases import CASES, GLANCE_STORE, NO_FSYNC, NO_MD5, OUR_IMPLEMENTATIONS, OURS
 
 __all__ = ["Measurement", "check_plotting", "format_table", "plot", "ratios"]
 
@@ -91,7 +91,7 @@ def ratios(results: list[Measurement]) -> dict[tuple[str, str, str], float]:
     out = {}
     for (case, op, impl), value in speed.items():
         theirs = speed.get((case, op, GLANCE_STORE))
-        if impl in (OURS, NO_FSYNC) and theirs:
+        if impl in OUR_IMPLEMENTATIONS and theirs:
             out[(case, op, impl)] = value / theirs
     return out
 
@@ -160,6 +160,7 @@ _PANELS = {
 _SERIES = {
     ("add", OURS): ("glance_store_ng", "#1f5fa8"),
     ("add", NO_FSYNC): ("glance_store_ng, no fsync (as glance_store writes)", "#86b0e0"),
+    ("add", NO_MD5): ("glance_store_ng, xxh3_128 without md5", "#5fb0a0"),
     ("add", GLANCE_STORE): ("glance_store", "#e8873a"),
     ("hash md5", "hashlib"): ("baseline: hashlib md5 alone", "#e3e3e3"),
     ("hash md5+sha512", "hashlib"): ("baseline: md5 then sha512 (as glance_store)", "#c8c8c8"),
@@ -242,7 +243,7 @@ def plot(
                     tagged.append((x, hi, r))
             bars = ax.bar(
                 xs, heights, width * 0.92, color=colour, label=label,
-                edgecolor="#333333" if key[1] in (OURS, NO_FSYNC, GLANCE_STORE) else colour,
+                edgecolor="#333333" if key[1] in (*OUR_IMPLEMENTATIONS, GLANCE_STORE) else colour,
                 linewidth=0.6,
                 yerr=[low, high] if rounds > 1 else None,
                 error_kw={"elinewidth": 1, "capsize": 2.5, "ecolor": "#222222"},
@@ -303,7 +304,7 @@ def _slots(keys: list[tuple[str, str]]) -> list[float]:
     """Where each bar of a group stands, in bar widths: side by side, the baselines set apart."""
     out, x, previous = [], 0.0, None
     for key in keys:
-        ours = key[1] in (OURS, NO_FSYNC, GLANCE_STORE)
+        ours = key[1] in (*OUR_IMPLEMENTATIONS, GLANCE_STORE)
         if previous is not None and previous != ours:
             x += 0.5
         out.append(x)

@@ -16,7 +16,7 @@ from typing import Any
 from ..config import configured_backends, open_store
 from ..errors import InvalidArgument
 from ..units import MiB
-from .cases import GLANCE_STORE, NO_FSYNC, OURS
+from .cases import GLANCE_STORE, NO_FSYNC, NO_MD5, OUR_IMPLEMENTATIONS
 from .measure import timed
 
 __all__ = ["child"]
@@ -26,12 +26,13 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one step described by ``spec``; return its figures (and a location for adds)."""
     op, impl, path = spec["operation"], spec["implementation"], spec.get("path")
     result: dict[str, Any] = {}
-    if impl in (OURS, NO_FSYNC, GLANCE_STORE):
+    if impl in (*OUR_IMPLEMENTATIONS, GLANCE_STORE):
         with _open(spec) as store:
             if op == "add":
+                fast = {"hashing_algo": "xxh3_128", "checksum": False} if impl == NO_MD5 else {}
                 with open(path, "rb") as source:
                     added, result = timed(
-                        lambda: store.add(str(uuid.uuid4()), source, os.path.getsize(path))
+                        lambda: store.add(str(uuid.uuid4()), source, os.path.getsize(path), **fast)
                     )
                 os.sync()
                 result.update(location=added.location, allocated=_allocated(added.location))

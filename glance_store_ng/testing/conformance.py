@@ -173,6 +173,17 @@ class AddTests:
         assert (result.hash_algo, result.multihash) == (algo, expected)
         store.delete(result.location)
 
+    @pytest.mark.parametrize("declared", [True, False], ids=["known size", "unknown size"])
+    def test_add_without_checksum(self, store: Store, declared: bool) -> None:
+        # Large enough for the multi-part path of object stores, small for the one-shot one.
+        for data in (random_bytes(300_000, seed=4), random_bytes(store.chunk_size * 3 + 5, seed=5)):
+            size = len(data) if declared or not store.capabilities.unknown_size else None
+            result = store.add(new_id(), data, size, hashing_algo="xxh3_128", checksum=False)
+            assert result.checksum is None
+            assert result.multihash == xxhash.xxh3_128(data).hexdigest()
+            assert _read(store, result.location) == data
+            store.delete(result.location)
+
     def test_empty_image(self, store: Store) -> None:
         result = store.add(new_id(), b"", 0)
         assert result.size == 0
@@ -414,7 +425,9 @@ class ThinTests:
     """Thin stores leave all-zero blocks unwritten; others say they wrote them (zero_bytes 0)."""
 
     def test_mostly_zero_image_allocation(self, store: Store) -> None:
-        block = self.thin_block_size  # type: ignore[attr-defined]
+        # Zero and data blocks as large as the store's shortest hole and as what
+        # allocated_bytes can see, whichever is larger.
+        block = max(self.thin_block_size, store.capabilities.min_hole)  # type: ignore[attr-defined]
         data = mostly_zero(max(8 * MiB, 64 * block), block=block, seed=13)
         result = store.add(new_id(), io.BytesIO(data), len(data))
         if store.capabilities.thin:

@@ -42,9 +42,53 @@ def test_thin_store_leaves_holes_and_reads_them(tmp_path):
     store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
     data = bytes(3 << 20) + b"tail" + bytes(5000)
     result = store.add(new_id(), data)
-    assert result.zero_bytes == (3 << 20) + 908  # the last, partial block counts
+    assert result.zero_bytes == 3 << 20  # the 908 zeros at the end are too few for a hole
     assert os.stat(path_of(result.location)).st_blocks * 512 <= 8192
     assert os.path.getsize(path_of(result.location)) == len(data)
+    with store.get(result.location) as reader:
+        assert b"".join(reader) == data
+
+
+def allocated(location: str) -> int:
+    return os.stat(path_of(location)).st_blocks * 512
+
+
+def test_zero_runs_shorter_than_the_min_hole_are_written(tmp_path):
+    data = mostly_zero(8 << 20, block=4096, seed=5)  # single 4 KiB zero blocks, scattered
+    default = open_store("file", {"filesystem_store_datadir": str(tmp_path / "default")})
+    dense = default.add(new_id(), data)
+    assert default.capabilities.min_hole == 64 << 10
+    assert allocated(dense.location) >= 0.9 * len(data)  # not cut into thousands of holes
+    assert dense.zero_bytes <= 0.1 * len(data)  # counts only what was left as holes
+
+    small = open_store(
+        "file",
+        {"filesystem_store_datadir": str(tmp_path / "small"), "filesystem_thin_min_hole": "4K"},
+    )
+    holed = small.add(new_id(), data)
+    assert allocated(holed.location) < 0.3 * len(data)
+    assert holed.zero_bytes >= 0.7 * len(data)
+    for store, result in ((default, dense), (small, holed)):
+        with store.get(result.location) as reader:
+            assert b"".join(reader) == data
+
+
+def test_a_zero_run_across_chunks_is_measured_whole(tmp_path):
+    store = open_store(
+        "file",
+        {
+            "filesystem_store_datadir": str(tmp_path),
+            "filesystem_store_chunk_size": 64 << 10,
+            "filesystem_thin_min_hole": "96K",
+        },
+    )
+    data_block = random_bytes(32 << 10)
+    # 32K data | 128K zeros over three chunks | 32K data | 32K zeros | 32K data
+    data = data_block + bytes(128 << 10) + data_block + bytes(32 << 10) + data_block
+    result = store.add(new_id(), data)
+    assert result.zero_bytes == 128 << 10  # the 32K run is written, the 128K one is a hole
+    hole = len(data) - allocated(result.location)
+    assert 120 << 10 <= hole <= 128 << 10  # (the filesystem may count a metadata block)
     with store.get(result.location) as reader:
         assert b"".join(reader) == data
 
@@ -103,6 +147,8 @@ def test_datadirs_from_glance_conf_repeated_key(tmp_path):
         ({"filesystem_store_file_perm": "rw-r-----"}, "octal"),
         ({"filesystem_store_file_perm": 0o640}, "as a string of octal digits"),
         ({"filesystem_thin_provisioning": "maybe"}, "boolean"),
+        ({"filesystem_thin_min_hole": "2K"}, "below its minimum"),
+        ({"filesystem_thin_min_hole": "big"}, "such as 64K"),
         ({"filesystem_store_datdir": "/tmp"}, "did you mean filesystem_store_datadir"),
     ],
 )
@@ -219,7 +265,7 @@ def test_readers_see_no_partial_image(tmp_path):
 
 def test_mostly_zero_large_image_checksums(tmp_path):
     store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
-    data = mostly_zero(16 << 20, seed=99)
+    data = mostly_zero(16 << 20, block=64 << 10, seed=99)
     result = store.add(new_id(), io.BytesIO(data), len(data))
     assert result.checksum == hashlib.md5(data).hexdigest()
     assert result.multihash == hashlib.sha512(data).hexdigest()

@@ -107,7 +107,7 @@ def test_existing_image_is_refused_before_any_upload(s3_server, bucket):
     assert s3_server.pending_uploads(bucket) == []
 
 
-@pytest.mark.parametrize("checksum", ["sha256", "md5"])
+@pytest.mark.parametrize("checksum", ["auto", "sha256", "md5"])
 @pytest.mark.parametrize("damaged_sends", [1, 99])
 def test_a_part_damaged_on_the_way_is_refused_by_the_server(
     s3_server, bucket, checksum, damaged_sends
@@ -124,6 +124,7 @@ def test_a_part_damaged_on_the_way_is_refused_by_the_server(
         s3_store_max_attempts=3,
         s3_store_retry_backoff=0.01,
     )
+    store.resolve_part_checksum()  # auto: settled before the test hooks into the client
     damaged = []
     lock = threading.Lock()  # parts go up on several threads
 
@@ -152,6 +153,41 @@ def test_a_part_damaged_on_the_way_is_refused_by_the_server(
     assert len(damaged) >= 3  # every try of the first part at least
     assert caught.value.retry is errors.Retry.EXHAUSTED
     assert_nothing_left(s3_server, bucket, image_id)
+
+
+def test_auto_part_checksum_is_crc32_where_the_server_checks_it(s3_server, bucket, caplog):
+    """Swift's s3api checks x-amz-checksum-crc32, radosgw (Pacific) ignores it: auto asks the
+    server once, with a wrong CRC32, and settles on crc32 or on the signed SHA-256. The probe
+    leaves nothing in the bucket, and the image goes in whole either way."""
+    store = make_store(
+        s3_server, bucket, s3_store_large_object_size=5, s3_store_large_object_chunk_size=5
+    )
+    assert store.part_checksum == "auto"
+    data = random_bytes(12 * MiB, seed=6)
+    with caplog.at_level(logging.INFO, logger="glance_store_ng"):
+        result = store.add(new_id(), io.BytesIO(data), size=len(data))
+    expected = "crc32" if s3_server.name == "swift-s3api" else "sha256"
+    assert store.part_checksum == expected
+    assert "checks x-amz-checksum-crc32" in caplog.text
+    assert read_all(store, result.location) == data
+    key = result.location.rsplit("/", 1)[1]
+    assert s3_server.listing(bucket, internals=False) == {f"object:{key}"}
+    store.delete(result.location)
+
+
+def test_crc32_parts_when_asked_for(s3_server, bucket):
+    """An unknown size, many parts, each with its CRC32 (listed again in the completion)."""
+    store = make_store(
+        s3_server,
+        bucket,
+        s3_store_part_checksum="crc32",
+        s3_store_large_object_size=5,
+        s3_store_large_object_chunk_size=5,
+    )
+    data = random_bytes(11 * MiB + 3, seed=7)
+    result = store.add(new_id(), iter([data[i : i + MiB] for i in range(0, len(data), MiB)]))
+    assert read_all(store, result.location) == data
+    store.delete(result.location)
 
 
 # -- credentials ------------------------------------------------------------------------------

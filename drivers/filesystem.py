@@ -182,7 +182,8 @@ class FilesystemStore(Store):
             "filesystem_thin_provisioning",
             "bool",
             default=True,
-            help="Leave all-zero blocks as holes (sparse files) instead of writing them.",
+            help="Leave runs of all-zero blocks as holes (sparse files) instead of writing "
+            "them (the runs of filesystem_thin_min_hole or more).",
         ),
         Option(
             "filesystem_thin_min_hole",

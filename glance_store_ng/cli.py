@@ -514,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="checksum",
         action="store_false",
         help="skip the md5 (Glance's legacy checksum), a core's worth of hashing; "
-        "S3 and Swift still compute it to check their transfers",
+        "Swift still computes it to check its transfers",
     )
     add.set_defaults(func=cmd_add)
 

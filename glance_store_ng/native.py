@@ -1,9 +1,10 @@
-"""Hashing and zero detection for the ingest pipeline.
+"""Hashing and zero detection for the ingest pipeline, and CRC-32C for S3's part checksums.
 
 One interface, two implementations with identical results: the C module
 ``glance_store_ng._native`` (built by cffi when a compiler and the -dev
 libraries are present) and the pure-Python fallback in ``_fallback``.
-``IMPLEMENTATION`` says which one is active.
+``IMPLEMENTATION`` says which one is active. (The fallback's CRC-32C is a byte
+at a time: correct, but S3 uploads then prefer zlib's CRC32.)
 
 The C module is used when it imports and was built from this package version;
 a module left over from another version is refused with a ``RuntimeWarning``.
@@ -33,6 +34,7 @@ __all__ = [
     "IMPLEMENTATION",
     "Digest",
     "HashPipe",
+    "crc32c",
     "is_zero",
     "new_digest",
     "zero_extents",
@@ -195,6 +197,16 @@ def _native_is_zero(buf) -> bool:
         return bool(_lib.gsn_is_zero(cbuf, len(cbuf)))
 
 
+def _native_crc32c(buf, value: int = 0) -> int:
+    """CRC-32C (Castagnoli) of ``buf``, continuing from ``value`` (0 to start)."""
+    try:
+        cbuf = _ffi.from_buffer("uint8_t[]", buf)
+    except BufferError:  # not C-contiguous
+        return _native_crc32c(bytes(buf), value)
+    with cbuf:
+        return _lib.gsn_crc32c(value, cbuf, len(cbuf))
+
+
 # Extents returned per C call; the scan resumes until the buffer ends.
 _BATCH = 4096
 
@@ -329,6 +341,7 @@ if _native is None:
     new_digest = _fallback.new_digest
     is_zero = _fallback.is_zero
     zero_extents = _fallback.zero_extents
+    crc32c = _fallback.crc32c
 else:
     IMPLEMENTATION = "native"
     _NATIVE_NAMES = _native_algorithms()
@@ -336,6 +349,7 @@ else:
     new_digest = _native_new_digest
     is_zero = _native_is_zero
     zero_extents = _native_zero_extents
+    crc32c = _native_crc32c
 
 #: What the fallback costs and how to get the C module, for frontends to show once.
 FALLBACK_ADVICE = (

@@ -16,6 +16,7 @@ from .units import KiB
 
 #: The shortest zero run left as a hole unless told otherwise.
 DEFAULT_MIN_HOLE = 64 * KiB
+_ZEROS_MAX = 1 << 20  # zeros are written from a buffer of at most this
 
 
 def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:
@@ -44,10 +45,14 @@ class SparseWriter:
         self._pending: tuple[int, int] | None = None  # a zero run reaching a piece's end
         self._zeros = b""
 
-    def write(self, offset: int, data: memoryview | bytes, zero_runs: Sequence[tuple[int, int]]):
+    def write(
+        self, offset: int, data: memoryview | bytes, zero_runs: Sequence[tuple[int, int]]
+    ) -> None:
         """Write ``data`` at ``offset``; ``zero_runs`` are its sorted all-zero
         ``(start, end)`` regions, relative to ``data``."""
         size = len(data)
+        if not size:
+            return
         runs = list(zero_runs)
         self.zero_bytes += sum(end - start for start, end in runs)
         unwritten: list[tuple[int, int]] = []  # holes, and a run that may go on
@@ -96,6 +101,11 @@ class SparseWriter:
                 self._write_zeros(start, end - start)
 
     def _write_zeros(self, offset: int, count: int) -> None:
-        if len(self._zeros) < count:
-            self._zeros = bytes(self.min_hole)
-        pwrite_all(self.fd, memoryview(self._zeros)[:count], offset)
+        if not self._zeros:
+            self._zeros = bytes(min(self.min_hole, _ZEROS_MAX))
+        zeros = memoryview(self._zeros)
+        while count:
+            piece = min(count, len(zeros))
+            pwrite_all(self.fd, zeros[:piece], offset)
+            offset += piece
+            count -= piece

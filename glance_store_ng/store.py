@@ -247,7 +247,7 @@ class Store(abc.ABC):
         computed in the same pass. ``checksum=False`` skips the md5 (Glance's
         legacy ``checksum``; ``AddResult.checksum`` is then None) and saves a
         core's worth of hashing, unless the driver verifies its transfers with
-        it (``MD5_FOR_TRANSFERS``: S3 and Swift).
+        it (``MD5_FOR_TRANSFERS``: Swift).
 
         Raises AlreadyExists (nothing overwritten), SizeLimitExceeded,
         SizeMismatch, StorageFull, InvalidArgument, or the backend's errors;

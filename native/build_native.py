@@ -92,7 +92,10 @@ ffi.cdef(_cdef())
 ffi.set_source(
     "glance_store_ng._native",
     '#include "gsn_native.h"',
-    sources=[_rel(os.path.join(_HERE, name)) for name in ("gsn_native.c", "gsn_hashpipe.c")],
+    sources=[
+        _rel(os.path.join(_HERE, name))
+        for name in ("gsn_native.c", "gsn_hashpipe.c", "gsn_crc32c.c")
+    ],
     include_dirs=[_rel(_HERE)],
     depends=[
         _rel(os.path.join(_HERE, "gsn_native.h")),

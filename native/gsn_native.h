@@ -78,6 +78,10 @@ int gsn_zero_extents(const uint8_t *buf, size_t len, size_t block_size, size_t o
                      size_t *extents, size_t max_extents, size_t *count,
                      size_t *next_offset);
 
+/* The CRC-32C (Castagnoli) of data[0:len), continuing from `crc` (the value
+ * returned for the data before; 0 to start), as S3's x-amz-checksum-crc32c. */
+uint32_t gsn_crc32c(uint32_t crc, const uint8_t *data, size_t len);
+
 /*
  * A hash pipe: buffers fed, in order, to several digests, each digest on a
  * thread of its own (so md5 and sha512 of one stream use two cores). The

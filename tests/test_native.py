@@ -561,3 +561,27 @@ def test_a_module_built_without_libxxhash_keeps_the_rest_native(tmp_path):
     assert seen["md5_native"] == "_NativeDigest" and seen["xxh3_native"] != "_NativeDigest"
     assert seen["md5"] and seen["xxh3"]
     assert seen["zeros"] == [[0, 8192]]
+
+
+# ----------------------------------------------------------------- CRC-32C
+
+
+def test_crc32c_check_values(impl):
+    # The CRC-32C check value, and RFC 3720's (iSCSI) test patterns.
+    assert impl.crc32c(b"123456789") == 0xE3069283
+    assert impl.crc32c(bytes(32)) == 0x8A9136AA
+    assert impl.crc32c(b"\xff" * 32) == 0x62A8AB43
+    assert impl.crc32c(bytes(range(32))) == 0x46DD794E
+    assert impl.crc32c(b"") == 0
+
+
+@_SETTINGS
+@given(data=st.binary(max_size=3000), cut=st.integers(0, 3000), offset=st.integers(0, 7))
+def test_crc32c_matches_the_fallback_in_pieces_and_at_odd_offsets(data, cut, offset):
+    _require_native()
+    expected = _fallback.crc32c(data)
+    assert native.crc32c(data) == expected
+    cut = min(cut, len(data))
+    assert native.crc32c(data[cut:], native.crc32c(data[:cut])) == expected
+    shifted = memoryview(bytes(offset) + data)[offset:]  # unaligned start
+    assert native.crc32c(shifted) == expected

@@ -5,6 +5,8 @@
 
 from glance_store_ng.options import Option
 
+from .reader import DEPTH
+
 __all__ = ["OPTIONS"]
 
 OPTIONS = (
@@ -53,5 +55,15 @@ OPTIONS = (
         default=True,
         help="Write a new image's data objects in one operation per object "
         "(off: through librbd, one write per data extent).",
+    ),
+    Option(
+        "rbd_store_reads_in_flight",
+        "int",
+        default=DEPTH,
+        min=1,
+        max=16,
+        help="Chunk reads a get keeps in flight. 1 (default) reads one chunk at a time, as "
+        "glance_store does, with the least client CPU; more hides the network's latency "
+        "on a remote cluster, at some client CPU per byte.",
     ),
 )

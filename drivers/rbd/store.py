@@ -323,7 +323,14 @@ class RbdStore(Store):
             return self.policy.call(once, f"{self.label}: {doing} at byte {offset}")
 
         with ceph_errors(self.label, doing):
-            yield from read_chunks(image, start, end, self.chunk_size, read_again=read_again)
+            yield from read_chunks(
+                image,
+                start,
+                end,
+                self.chunk_size,
+                depth=self.conf["rbd_store_reads_in_flight"],
+                read_again=read_again,
+            )
 
     def _get_size(self, location: RbdLocation) -> int:
         with (

@@ -76,7 +76,10 @@ _DENIED_CODES = frozenset(
     }
 )
 _FULL_CODES = frozenset({"QuotaExceeded", "EntityTooLarge", "InsufficientStorage", "507"})
-_DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
+#: What servers answer a body that does not match its checksum (MinIO: the last one).
+DIGEST_CODES = frozenset(
+    {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "XAmzContentChecksumMismatch"}
+)
 
 
 def error_code(exc: ClientError) -> tuple[str, int]:
@@ -144,7 +147,7 @@ class S3Context:
                 )
             if code in _FULL_CODES or status in (413, 507):
                 return StorageFull(reason)
-            if code in _DIGEST_CODES:
+            if code in DIGEST_CODES:
                 return ChecksumMismatch(
                     f"{reason}; the data was damaged on its way to the server",
                     retry=Retry.TEMPORARY,

@@ -3,12 +3,13 @@
 :class:`S3Upload` is the :class:`~glance_store_ng.part_writer.PartUpload` of
 one add. The core's PartWriter re-chunks the image, sends the parts in
 parallel with bounded memory and retries each from its buffer; this module
-says how each request looks on S3. Every part is checked by the server (it
+says how each request looks on S3. Every body is checked by the server (it
 is refused when its bytes do not match) against what ``s3_store_part_checksum``
-says: a CRC32 computed here (``x-amz-checksum-crc32``, the upload declared
-with that algorithm, the payload unsigned), the SHA-256 that SigV4 signs
-(``x-amz-content-sha256``, botocore computes it), or a Content-MD5 computed
-here; a single PUT carries the image's own md5 as Content-MD5 too. The PUT and the completion ask
+says: a CRC-32C or CRC32 computed here (``x-amz-checksum-crc32c``/``-crc32``,
+the upload declared with that algorithm, the payload unsigned), the SHA-256
+that SigV4 signs (``x-amz-content-sha256``, botocore computes it), or a
+Content-MD5 computed here; a single PUT also carries the image's md5 as
+Content-MD5 when the add computed it. The PUT and the completion ask
 the server not to replace an object that appeared meanwhile (If-None-Match),
 and an object carries the add's random token in its metadata, so a retried
 request can tell its own work from someone else's. :meth:`S3Upload.abort`
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from glance_store_ng import native
 from glance_store_ng.errors import AlreadyExists
 from glance_store_ng.units import MiB
 
@@ -41,11 +43,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADD_TOKEN",
+    "CRC_ALGORITHMS",
     "MAX_PARTS",
     "PROBE_PREFIX",
     "S3Upload",
     "abort_upload",
-    "crc32_base64",
+    "crc_header",
     "part_size_schedule",
 ]
 
@@ -59,11 +62,25 @@ ADD_TOKEN = "glance-store-ng-add"
 PROBE_PREFIX = ".glance-store-ng-checksum-probe-"
 
 
-def crc32_base64(data: bytes | bytearray | memoryview, wrong: bool = False) -> str:
-    """The CRC32 of ``data`` as S3 headers carry it (big-endian, base64); ``wrong``: one
-    that does not match (zlib releases the GIL: parts are checksummed in parallel)."""
-    value = zlib.crc32(data) ^ (1 if wrong else 0)
-    return base64.b64encode(value.to_bytes(4, "big")).decode()
+#: ``s3_store_part_checksum`` value -> (S3's name for it, the function). Both release the
+#: GIL (crc32c needs the C module: S3Store refuses it otherwise), so parts are
+#: checksummed in parallel on the upload threads.
+CRC_ALGORITHMS: dict[str, tuple[str, Callable[[Any], int]]] = {
+    "crc32c": ("CRC32C", native.crc32c),
+    "crc32": ("CRC32", zlib.crc32),
+}
+
+
+def crc_header(algorithm: str, data: Any, wrong: bool = False) -> dict[str, str]:
+    """The request arguments carrying ``data``'s CRC (``algorithm``: a key of
+    CRC_ALGORITHMS) as S3 wants it, big-endian in base64; ``wrong``: one that does not
+    match, to see whether a server checks it."""
+    name, crc = CRC_ALGORITHMS[algorithm]
+    value = crc(data) ^ (1 if wrong else 0)
+    return {
+        "ChecksumAlgorithm": name,
+        f"Checksum{name}": base64.b64encode(value.to_bytes(4, "big")).decode(),
+    }
 
 
 def abort_upload(client: Any, bucket: str, key: str, upload_id: str) -> None:
@@ -101,8 +118,9 @@ def _body(data: memoryview) -> bytes | bytearray:
 class S3Upload:
     """The upload of one image, ``key``, by the add holding ``token``.
 
-    ``md5_hex()`` is the image's md5, known once the data has all been read;
-    ``part_checksum`` is crc32, sha256 or md5 (see the module's text).
+    ``md5_hex()`` is the image's md5, known once the data has all been read (None when
+    the add does not compute it); ``part_checksum`` is crc32c, crc32, sha256 or md5 (see
+    the module's text).
     """
 
     def __init__(
@@ -120,7 +138,7 @@ class S3Upload:
         self.uri = store.uri_of(key)
         self.token = token
         self.md5_hex = md5_hex
-        self.crc32 = part_checksum == "crc32"
+        self.crc = part_checksum if part_checksum in CRC_ALGORITHMS else None
         self.content_md5 = part_checksum == "md5"
         self.upload_id: str | None = None
         self._committing = False
@@ -130,8 +148,9 @@ class S3Upload:
     def write_once(self, data: memoryview) -> None:
         body = _body(data)
         md5_hex = self.md5_hex()
-        assert md5_hex is not None  # S3Store.MD5_FOR_TRANSFERS
-        md5 = base64.b64encode(bytes.fromhex(md5_hex)).decode()
+        checks = {} if md5_hex and self.content_md5 else self._checksums(body)
+        if md5_hex is not None:  # computed for the image anyway: the server checks it too
+            checks["ContentMD5"] = base64.b64encode(bytes.fromhex(md5_hex)).decode()
         tries = 0
 
         def put() -> None:
@@ -142,8 +161,8 @@ class S3Upload:
                     Bucket=self.bucket,
                     Key=self.key,
                     Body=body,
-                    ContentMD5=md5,
                     Metadata={ADD_TOKEN: self.token},
+                    **checks,
                     IfNoneMatch="*",
                 )
             except ClientError as exc:
@@ -171,7 +190,7 @@ class S3Upload:
                 Bucket=self.bucket,
                 Key=self.key,
                 Metadata={ADD_TOKEN: self.token},
-                **({"ChecksumAlgorithm": "CRC32"} if self.crc32 else {}),
+                **({"ChecksumAlgorithm": CRC_ALGORITHMS[self.crc][0]} if self.crc else {}),
             ),
         )
         self.upload_id = created["UploadId"]
@@ -180,11 +199,7 @@ class S3Upload:
         )
 
     def send_part(self, number: int, data: memoryview) -> dict[str, Any]:
-        extra = {}
-        if self.crc32:
-            extra = {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": crc32_base64(data)}
-        elif self.content_md5:
-            extra = {"ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
+        extra = self._checksums(data)
         with self.store.context.errors(f"uploading part {number} of {self.key}"):
             answer = self.client.upload_part(
                 Bucket=self.bucket,
@@ -195,9 +210,19 @@ class S3Upload:
                 **extra,
             )
         part = {"PartNumber": number, "ETag": answer["ETag"]}
-        if self.crc32:  # the completion lists each part's checksum
-            part["ChecksumCRC32"] = extra["ChecksumCRC32"]
+        if self.crc:  # the completion lists each part's checksum
+            name = f"Checksum{CRC_ALGORITHMS[self.crc][0]}"
+            part[name] = extra[name]
         return part
+
+    def _checksums(self, data: Any) -> dict[str, str]:
+        """The request arguments by which the server checks the body ``data`` (none with
+        sha256: botocore signs the body's SHA-256)."""
+        if self.crc:
+            return crc_header(self.crc, data)
+        if self.content_md5:
+            return {"ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
+        return {}
 
     def commit(self, parts: list[dict[str, Any]]) -> None:
         """Join the parts into the object, unless an image of this id appeared meanwhile.

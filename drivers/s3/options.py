@@ -56,13 +56,15 @@ OPTIONS = (
     Option(
         "s3_store_part_checksum",
         default="auto",
-        choices=("auto", "crc32", "sha256", "md5"),
-        help="How the server checks every part: crc32, an x-amz-checksum-crc32 (nearly free "
-        "to compute; the payload is not signed); sha256, the SHA-256 that SigV4 signs; "
-        "md5, a Content-MD5 (not signed). auto (default): crc32 where the server verifies "
-        "it (the first add sends it a wrong one and expects a refusal: Swift's s3api "
-        "does, radosgw before Reef does not), else sha256. A damaged part is refused "
-        "and sent again. A single PUT also carries the image's md5.",
+        choices=("auto", "crc32c", "crc32", "sha256", "md5"),
+        help="How the server checks every part: crc32c or crc32, an x-amz-checksum-* "
+        "header (crc32c costs nearly nothing with the C module; the payload is not "
+        "signed); sha256, the SHA-256 that SigV4 signs; md5, a Content-MD5 (not signed). "
+        "crc32c needs the C module. auto (default): crc32c (crc32 without the C module) "
+        "where the server checks it "
+        "(the first add sends it a wrong one and expects a refusal: Swift's s3api does, "
+        "radosgw before Reef does not), else sha256. A damaged part is refused and sent "
+        "again.",
     ),
     Option(
         "s3_store_chunk_size",
@@ -108,7 +110,7 @@ OPTIONS = (
         "bool",
         default=False,
         help="As glance_store: let botocore add its own checksums (when_supported). "
-        "Content-MD5 is always sent and checked.",
+        "Every body is checked by the server anyway (s3_store_part_checksum).",
     ),
     Option(
         "s3_store_request_checksum_calculation",

@@ -35,6 +35,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from glance_store_ng import native
 from glance_store_ng.errors import (
     AlreadyExists,
     BadLocation,
@@ -52,8 +53,14 @@ from glance_store_ng.store import Capabilities, Orphan, Store, check_image_id, c
 from glance_store_ng.units import MiB
 
 from . import orphans
-from .errors import S3Context, error_code
-from .multipart import ADD_TOKEN, PROBE_PREFIX, S3Upload, crc32_base64, part_size_schedule
+from .errors import DIGEST_CODES, S3Context, error_code
+from .multipart import (
+    ADD_TOKEN,
+    PROBE_PREFIX,
+    S3Upload,
+    crc_header,
+    part_size_schedule,
+)
 from .options import OPTIONS
 
 __all__ = ["S3Store"]
@@ -99,7 +106,6 @@ class S3Store(Store):
     schemes = SCHEMES
     CHUNK_SIZE_OPTION = "s3_store_chunk_size"
     OPTIONS = OPTIONS
-    MD5_FOR_TRANSFERS = True  # a single PUT carries it as Content-MD5
 
     def configure(self) -> None:
         conf = self.conf
@@ -118,7 +124,13 @@ class S3Store(Store):
         self.part_size = conf["s3_store_large_object_chunk_size"] * MiB
         self.threads: int = conf["s3_store_thread_pools"]
         self.part_checksum: str = conf["s3_store_part_checksum"]  # "auto" until probed
+        if self.part_checksum == "crc32c" and native.IMPLEMENTATION != "native":
+            raise ConfigError(
+                f"{self.label}: s3_store_part_checksum = crc32c needs the C module "
+                f"({native.NATIVE_UNAVAILABLE_REASON}); set crc32 or auto, or build it"
+            )
         self._probing = threading.Lock()
+        self._old_clients: list[Any] = []  # replaced by resolve_part_checksum
         self.policy = RetryPolicy(
             attempts=conf["s3_store_max_attempts"],
             base=conf["s3_store_retry_backoff"],
@@ -135,7 +147,7 @@ class S3Store(Store):
 
     def _make_client(self, signed: bool) -> Any:
         """A boto3 client; ``signed``: SigV4 signs every body's SHA-256 (the server checks
-        it), else the bodies carry a CRC32 or a Content-MD5 the server checks instead."""
+        it), else the bodies carry a CRC or a Content-MD5 the server checks instead."""
         conf = self.conf
         integrity = conf["s3_store_enable_data_integrity_protection"]
         config = Config(
@@ -168,60 +180,65 @@ class S3Store(Store):
             )
 
     def resolve_part_checksum(self) -> str:
-        """``s3_store_part_checksum``, with ``auto`` settled once: crc32 if the server
-        refuses a body whose CRC32 is wrong, else sha256 (``client`` is then replaced by
+        """``s3_store_part_checksum``, with ``auto`` settled once: a CRC if the server
+        refuses a body whose CRC is wrong (crc32c with the C module, which computes it
+        nearly for free, else zlib's crc32), else sha256 (``client`` is then replaced by
         one that signs bodies). The first add calls it."""
         with self._probing:
             if self.part_checksum == "auto":
-                checked = self._server_checks_crc32()
-                self.part_checksum = "crc32" if checked else "sha256"
+                crc = "crc32c" if native.IMPLEMENTATION == "native" else "crc32"
+                checked = self._server_checks(crc)
+                if not checked:  # a new client (reads in flight keep the old one)
+                    self._old_clients.append(self.client)
+                    self.client = self._make_client(signed=True)
+                self.part_checksum = crc if checked else "sha256"
                 LOG.info(
-                    "%s: %s checks x-amz-checksum-crc32: %s; parts carry %s",
+                    "%s: %s checks x-amz-checksum-%s: %s; parts carry %s",
                     self.label,
                     self.endpoint,
+                    crc,
                     "yes" if checked else "no",
-                    "a CRC32" if checked else "a signed SHA-256",
+                    f"a {crc.upper()}" if checked else "a signed SHA-256",
                 )
-                if not checked:  # a new client (reads in flight keep the old one)
-                    self.client = self._make_client(signed=True)
             return self.part_checksum
 
-    def _server_checks_crc32(self) -> bool:
-        """PUT a small object with a wrong CRC32: refused (BadDigest) if the server checks
-        it; accepted (then removed) if it ignores it."""
+    def _server_checks(self, crc: str) -> bool:
+        """PUT a small object with a wrong ``crc``: refused as damaged if the server checks
+        it; accepted (then removed) if it ignores it, refused as a bad request if it does
+        not take the header at all."""
         key = f"{PROBE_PREFIX}{secrets.token_hex(8)}"
-        body = b"glance-store-ng: does this server check x-amz-checksum-crc32?"
+        body = f"glance-store-ng: does this server check x-amz-checksum-{crc}?".encode()
 
         def put() -> bool:
             try:
                 self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=body,
-                    ChecksumAlgorithm="CRC32",
-                    ChecksumCRC32=crc32_base64(body, wrong=True),
+                    Bucket=self.bucket, Key=key, Body=body, **crc_header(crc, body, wrong=True)
                 )
             except ClientError as exc:
-                if error_code(exc)[0] == "BadDigest":  # what AWS and Swift answer
+                code, status = error_code(exc)
+                if code in DIGEST_CODES:
                     return True
+                if status in (400, 501):  # the header itself refused (B2, R2): not checked
+                    LOG.info(
+                        "%s: %s refuses x-amz-checksum-%s: %s", self.label, self.endpoint, crc, code
+                    )
+                    return False
                 raise
+            # accepted: the server ignores the header; the probe is not an image, remove it
+            with contextlib.suppress(ClientError):
+                self.client.delete_object(Bucket=self.bucket, Key=key)
             return False
 
-        checked = self.bucket_call(f"probing {self.endpoint} for CRC32 checks", put)
-        if not checked:
-            self.call(
-                f"removing the probe {self.uri_of(key)}",
-                lambda: self.client.delete_object(Bucket=self.bucket, Key=key),
-            )
-        return checked
+        return self.bucket_call(f"probing {self.endpoint} for {crc.upper()} checks", put)
 
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(thin=False, max_image_size=5 << 40)  # S3's largest object
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.close()
+        for client in (*self._old_clients, self.client):
+            with contextlib.suppress(Exception):
+                client.close()
 
     # -- locations -----------------------------------------------------------------------
 

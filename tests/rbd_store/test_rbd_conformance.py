@@ -1,4 +1,5 @@
-"""The conformance suite against the real Ceph, with each of the driver's two writers."""
+"""The conformance suite against the real Ceph, with each of the driver's two writers (and
+with one read in flight, the default, and three)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ class TestRbdConformance(StoreConformance, RbdFixture):
 
 
 class TestRbdLibrbdWritesConformance(StoreConformance, RbdFixture):
-    """Writes through librbd (rbd_store_direct_writes off), 2 MiB objects."""
+    """Writes through librbd (rbd_store_direct_writes off), 2 MiB objects, 3 reads in flight."""
 
     thin_block_size = 2 << 20
-    store_defaults = {"rbd_store_chunk_size": 2, "rbd_store_direct_writes": False}
+    store_defaults = {
+        "rbd_store_chunk_size": 2,
+        "rbd_store_direct_writes": False,
+        "rbd_store_reads_in_flight": 3,
+    }

@@ -140,9 +140,9 @@ class S3Server:
     def listing(self, bucket: str, internals: bool = True) -> set[str]:
         """Every object, pending upload and part the server holds for ``bucket``.
 
-        Without ``internals``, only what S3 shows (objects and pending uploads):
-        Swift deletes the segments of a deleted multipart object asynchronously
-        (its object-expirer, which the test server does not run).
+        Without ``internals``, only what S3 shows (objects and pending uploads). (The
+        test Swift deletes a multipart object's segments with the object: its SLO
+        filter has ``allow_async_delete = false``, as it runs no object-expirer.)
         """
         client = self.client()
         found: set[str] = set()

@@ -19,7 +19,7 @@ import pytest
 from s3_testing import S3Server, server_named
 from tcp_relay import Relay
 
-from glance_store_ng import errors, open_store
+from glance_store_ng import errors, native, open_store
 from glance_store_ng.locations import parse_location
 from glance_store_ng.store import Store
 from glance_store_ng.testing.conformance import _Boom, failing_source, new_id, random_bytes
@@ -155,10 +155,10 @@ def test_a_part_damaged_on_the_way_is_refused_by_the_server(
     assert_nothing_left(s3_server, bucket, image_id)
 
 
-def test_auto_part_checksum_is_crc32_where_the_server_checks_it(s3_server, bucket, caplog):
-    """Swift's s3api checks x-amz-checksum-crc32, radosgw (Pacific) ignores it: auto asks the
-    server once, with a wrong CRC32, and settles on crc32 or on the signed SHA-256. The probe
-    leaves nothing in the bucket, and the image goes in whole either way."""
+def test_auto_part_checksum_is_a_crc_where_the_server_checks_it(s3_server, bucket, caplog):
+    """Swift's s3api checks x-amz-checksum-crc32c, radosgw (Pacific) ignores it: auto asks the
+    server once, with a wrong CRC-32C, and settles on crc32c or on the signed SHA-256. The
+    probe leaves nothing in the bucket, and the image goes in whole either way."""
     store = make_store(
         s3_server, bucket, s3_store_large_object_size=5, s3_store_large_object_chunk_size=5
     )
@@ -166,21 +166,22 @@ def test_auto_part_checksum_is_crc32_where_the_server_checks_it(s3_server, bucke
     data = random_bytes(12 * MiB, seed=6)
     with caplog.at_level(logging.INFO, logger="glance_store_ng"):
         result = store.add(new_id(), io.BytesIO(data), size=len(data))
-    expected = "crc32" if s3_server.name == "swift-s3api" else "sha256"
-    assert store.part_checksum == expected
-    assert "checks x-amz-checksum-crc32" in caplog.text
+    crc = "crc32c" if native.IMPLEMENTATION == "native" else "crc32"
+    assert store.part_checksum == (crc if s3_server.name == "swift-s3api" else "sha256")
+    assert f"checks x-amz-checksum-{crc}" in caplog.text
     assert read_all(store, result.location) == data
     key = result.location.rsplit("/", 1)[1]
     assert s3_server.listing(bucket, internals=False) == {f"object:{key}"}
     store.delete(result.location)
 
 
-def test_crc32_parts_when_asked_for(s3_server, bucket):
-    """An unknown size, many parts, each with its CRC32 (listed again in the completion)."""
+@pytest.mark.parametrize("crc", ["crc32c", "crc32"])
+def test_crc_parts_when_asked_for(s3_server, bucket, crc):
+    """An unknown size, many parts, each with its CRC (listed again in the completion)."""
     store = make_store(
         s3_server,
         bucket,
-        s3_store_part_checksum="crc32",
+        s3_store_part_checksum=crc,
         s3_store_large_object_size=5,
         s3_store_large_object_chunk_size=5,
     )

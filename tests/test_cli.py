@@ -264,6 +264,8 @@ def test_a_terminated_add_leaves_nothing(tmp_path, signum):
     add = subprocess.Popen(
         [EXE, "add", "-", "--id", "terminated"],
         stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+        # the default disposition, even under nohup (an ignored SIGHUP is respected)
+        preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL),
     )  # fmt: skip
     add.stdin.write(os.urandom(4 << 20))
     add.stdin.flush()

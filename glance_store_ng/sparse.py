@@ -4,7 +4,8 @@ A hole costs nothing to store, but a file cut into many small holes reads severa
 times slower than a dense one (every hole is a separate extent the kernel walks, and
 on a disk a seek), so runs shorter than ``min_hole`` are written as zeros.
 ``DEFAULT_MIN_HOLE`` was chosen by measurement (README, "Thin provisioning"). The
-file store writes its images this way and ``glance-store-ng get -o`` its copies.
+file store writes its images this way and ``glance-store-ng get -o`` its copies;
+the RBD store merges the data extents of each object with :func:`written_extents`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,23 @@ from .units import KiB
 #: The shortest zero run left as a hole unless told otherwise.
 DEFAULT_MIN_HOLE = 64 * KiB
 _ZEROS_MAX = 1 << 20  # zeros are written from a buffer of at most this
+
+
+def written_extents(
+    data_extents: Sequence[tuple[int, int]], min_hole: int
+) -> tuple[list[tuple[int, int]], int]:
+    """The regions of one piece to write when only gaps of ``min_hole`` or more between its
+    ``data_extents`` stay unwritten (a gap at either end of the piece stays too), and the
+    bytes of zeros they take in. For stores that write a piece at a time (RBD objects)."""
+    merged: list[tuple[int, int]] = []
+    zeros = 0
+    for start, end in data_extents:
+        if merged and start - merged[-1][1] < min_hole:
+            zeros += start - merged[-1][1]
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged, zeros
 
 
 def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from glance_store_ng import native
 from glance_store_ng.pipeline import ZERO_BLOCK_SIZE
-from glance_store_ng.sparse import SparseWriter
+from glance_store_ng.sparse import SparseWriter, written_extents
 
 BLOCK = ZERO_BLOCK_SIZE
 
@@ -81,3 +81,13 @@ def test_holes_are_the_long_zero_runs_and_the_bytes_are_the_data(
     assert holes_of(path) == long_runs
     runs = zero_runs(data)
     assert written_zeros == sum(e - s for s, e in runs) - sum(e - s for s, e in long_runs)
+
+
+def test_written_extents_merge_short_gaps_only():
+    extents = [(0, 4096), (8192, 12288), (12288 + 65536, 12288 + 65536 + 4096)]
+    merged, zeros = written_extents(extents, 65536)
+    # the 4K gap is written with its data; the 64K gap stays a hole
+    assert merged == [(0, 12288), (12288 + 65536, 12288 + 65536 + 4096)]
+    assert zeros == 4096
+    assert written_extents([], 65536) == ([], 0)
+    assert written_extents(extents, 4096) == (extents, 0)

@@ -4,6 +4,7 @@
 """
 
 from glance_store_ng.options import Option
+from glance_store_ng.sparse import DEFAULT_MIN_HOLE
 
 from .reader import DEPTH
 
@@ -41,7 +42,17 @@ OPTIONS = (
         "rbd_thin_provisioning",
         "bool",
         default=True,
-        help="Do not write all-zero blocks: images stay thin.",
+        help="Do not write all-zero blocks: images stay thin (the runs of "
+        "rbd_thin_min_hole or more).",
+    ),
+    Option(
+        "rbd_thin_min_hole",
+        "size",
+        default=DEFAULT_MIN_HOLE,
+        min=4096,
+        help="With thin provisioning, the shortest run of zeros inside an object left "
+        "unwritten; shorter runs are written with the data around them (an object cut "
+        "into many small extents reads slower).",
     ),
     Option(
         "rbd_store_namespace",

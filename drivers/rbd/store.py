@@ -33,6 +33,7 @@ from glance_store_ng.locations import Location
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
 from glance_store_ng.retry import RetryPolicy
+from glance_store_ng.sparse import written_extents
 from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range
 from glance_store_ng.units import MiB
 
@@ -104,7 +105,9 @@ class RbdStore(Store):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(thin=self.conf["rbd_thin_provisioning"])
+        return Capabilities(
+            thin=self.conf["rbd_thin_provisioning"], min_hole=self.conf["rbd_thin_min_hole"]
+        )
 
     @property
     def chunk_size(self) -> int:
@@ -168,6 +171,7 @@ class RbdStore(Store):
 
     def _write(self, ioctx: Any, image_id: str, ingest: Ingest, location: RbdLocation) -> None:
         thin = self.conf["rbd_thin_provisioning"]
+        min_hole = self.conf["rbd_thin_min_hole"]
         writing = f"writing image {location.spec}"
         with ceph_errors(self.label, writing):
             image = rbd.Image(ioctx, image_id)
@@ -191,7 +195,11 @@ class RbdStore(Store):
                             growth = min(max(size, _MIN_GROWTH), _MAX_GROWTH)
                             size = max(chunk.end, size + growth)
                             image.resize(size)
-                        extents = chunk.data_extents() if thin else [(0, len(chunk.data))]
+                        if thin:
+                            extents, zeros = written_extents(chunk.data_extents(), min_hole)
+                            ingest.wrote_zeros(zeros)
+                        else:
+                            extents = [(0, len(chunk.data))]
                         if extents:
                             writer.write(chunk.offset, chunk.data, extents)
                 with ceph_errors(self.label, writing):

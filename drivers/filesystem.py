@@ -46,7 +46,7 @@ from glance_store_ng.options import Option
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
 from glance_store_ng.sparse import DEFAULT_MIN_HOLE, SparseWriter, pwrite_all
-from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range
+from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range, is_image_id
 from glance_store_ng.units import KiB
 
 __all__ = ["FilesystemStore"]
@@ -247,9 +247,11 @@ class FilesystemStore(Store):
     def _parse_location(self, location: Location) -> str:
         """The path of the image file at ``location``, its directory resolved; or BadLocation.
 
-        The directory part is resolved (symlinks, so a link cannot lead out of
-        the data directories); the file name itself is not: the image is opened,
-        measured and removed with O_NOFOLLOW/lstat, so a symlink is never followed.
+        The image must be directly in a data directory and be named as an image id (so
+        an add's temporary file is never served). The directory part is resolved
+        (symlinks, so a link cannot lead out of the data directories); the file name
+        itself is not: the image is opened, measured and removed with O_NOFOLLOW/lstat,
+        so a symlink is never followed.
         """
         if location.scheme != "file":
             raise BadLocation(f"{self.label}: {location.masked} is not a file:// location")
@@ -264,13 +266,15 @@ class FilesystemStore(Store):
         directory, name = os.path.split(rest)
         if not name:
             raise BadLocation(f"{self.label}: {location.masked} names a directory, not an image")
-        real = os.path.join(os.path.realpath(directory), name)
+        if not is_image_id(name):  # a temporary file of an add, or anything not an image
+            raise BadLocation(f"{self.label}: {location.masked} names no valid image")
+        real_directory = os.path.realpath(directory)
         for datadir in self.datadirs:
-            if real.startswith(datadir.path.rstrip(os.sep) + os.sep):
-                return real
+            if real_directory == datadir.path:
+                return os.path.join(real_directory, name)
         roots = ", ".join(d.path for d in self.datadirs)
         raise BadLocation(
-            f"{self.label}: {location.masked} is outside the data directories ({roots})"
+            f"{self.label}: {location.masked} is not directly in a data directory ({roots})"
         )
 
     @property
@@ -395,7 +399,9 @@ class FilesystemStore(Store):
 
     def _open_image(self, path: str) -> tuple[int, os.stat_result]:
         with _os_errors(self.label, f"opening {self._location(path)}"):
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            # O_NONBLOCK: a FIFO planted in the directory must not block the open (for a
+            # regular file the flag changes nothing)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):

@@ -48,6 +48,7 @@ from .reader import ImageReader
 
 __all__ = [
     "IMAGE_ID_PATTERN",
+    "MAX_IMAGE_ID_LENGTH",
     "AddResult",
     "Capabilities",
     "Orphan",
@@ -59,8 +60,11 @@ __all__ = [
 LOG = logging.getLogger("glance_store_ng")
 
 # Glance uses UUIDs; any id that is one safe path component, URI segment and object name is fine.
+#: The longest image id, on every driver: a file name is at most 255 bytes, and the file
+#: store's temporary name adds 22 to the id.
+MAX_IMAGE_ID_LENGTH = 200
 #: A valid image id, as a regular expression (match it whole: ``fullmatch``).
-IMAGE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._~-]{0,254}"
+IMAGE_ID_PATTERN = rf"[A-Za-z0-9][A-Za-z0-9._~-]{{0,{MAX_IMAGE_ID_LENGTH - 1}}}"
 _IMAGE_ID = re.compile(IMAGE_ID_PATTERN)
 
 
@@ -74,8 +78,8 @@ def check_image_id(image_id: str) -> str:
     """``image_id`` if it is valid (:func:`is_image_id`), else InvalidArgument."""
     if not is_image_id(image_id):
         raise InvalidArgument(
-            f"image id {image_id!r} is not valid: use 1-255 letters, digits, '.', '_', '~' or "
-            "'-', starting with a letter or digit (Glance uses UUIDs)"
+            f"image id {image_id!r} is not valid: use 1-{MAX_IMAGE_ID_LENGTH} letters, digits, "
+            "'.', '_', '~' or '-', starting with a letter or digit (Glance uses UUIDs)"
         )
     return image_id
 

@@ -206,7 +206,7 @@ class TestHostileLocations:
         outside.mkdir()
         (outside / "img").write_bytes(b"not ours")
         os.symlink(outside, os.path.join(store.datadirs[0].path, "escape"))
-        with pytest.raises(errors.BadLocation, match="outside"):
+        with pytest.raises(errors.BadLocation, match="not directly in a data directory"):
             store.get_size(f"file://{store.datadirs[0].path}/escape/img")
 
     def test_directory_is_not_an_image(self, store):
@@ -287,3 +287,56 @@ def test_gc_finds_and_removes_only_old_temporary_files(tmp_path):
     assert store.get_size(kept.location) == 12
     with pytest.raises(errors.BadLocation):
         store.remove_orphan(type(orphans[0])(path_of(kept.location), 0, 0))
+
+
+# -- hostile names and files in the data directory ---------------------------------------------
+
+
+def test_a_fifo_in_the_data_directory_is_refused_not_waited_on(tmp_path):
+    import threading
+
+    store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
+    fifo = tmp_path / new_id()
+    os.mkfifo(fifo)
+    outcomes: list[BaseException] = []
+
+    def read_it() -> None:
+        for call in (store.get, store.get_size):
+            try:
+                call(f"file://{fifo}")
+            except BaseException as exc:  # noqa: BLE001 - what the test looks at
+                outcomes.append(exc)
+
+    worker = threading.Thread(target=read_it, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "get on a FIFO blocked"
+    assert len(outcomes) == 2 and all(isinstance(e, errors.NotFound) for e in outcomes)
+
+
+def test_a_temporary_file_or_a_nested_path_is_not_an_image_location(tmp_path):
+    store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
+    temporary = tmp_path / f".{new_id()}.0123456789ab.partial"
+    temporary.write_bytes(b"half an image")
+    (tmp_path / "sub").mkdir()
+    nested = tmp_path / "sub" / new_id()
+    nested.write_bytes(b"not an image of this store")
+    for path in (temporary, nested):
+        for call in (store.get, store.get_size, store.delete):
+            with pytest.raises(errors.BadLocation):
+                call(f"file://{path}")
+        assert not store.owns(f"file://{path}")
+        assert path.exists()  # nothing deleted
+
+
+def test_image_ids_up_to_200_characters_on_every_name_the_store_makes(tmp_path):
+    store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
+    longest = "a" * 200
+    result = store.add(longest, b"data")
+    with store.get(result.location) as reader:
+        assert reader.read() == b"data"
+    store.delete(result.location)
+    for bad in ("a" * 201, "abc\n", "abc\n" + "d"):
+        with pytest.raises(errors.InvalidArgument, match="1-200 letters"):
+            store.add(bad, b"data")
+    assert list(tmp_path.iterdir()) == []

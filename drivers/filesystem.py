@@ -274,7 +274,8 @@ class FilesystemStore(Store):
                 return os.path.join(real_directory, name)
         roots = ", ".join(d.path for d in self.datadirs)
         raise BadLocation(
-            f"{self.label}: {location.masked} is not directly in a data directory ({roots})"
+            f"{self.label}: {location.masked} is outside the data directories ({roots}): an "
+            "image is a file directly in one of them"
         )
 
     @property

@@ -85,7 +85,7 @@ def test_add_from_stdin(run):
     "args, message",
     [
         (["add", "/no/such/file"], "cannot read '/no/such/file'"),
-        (["get", "file:///etc/passwd"], "not directly in a data directory"),
+        (["get", "file:///etc/passwd"], "outside the data directories"),
         (["add", "--hashing-algo", "md42", "/etc/hostname"], "unsupported hashing_algo"),
         (["--config", "/no/such.conf", "drivers"], "cannot read config file"),
         (["add", "--id", "../up", "/etc/hostname"], "image id '../up' is not valid"),

@@ -206,7 +206,7 @@ class TestHostileLocations:
         outside.mkdir()
         (outside / "img").write_bytes(b"not ours")
         os.symlink(outside, os.path.join(store.datadirs[0].path, "escape"))
-        with pytest.raises(errors.BadLocation, match="not directly in a data directory"):
+        with pytest.raises(errors.BadLocation, match="outside the data directories"):
             store.get_size(f"file://{store.datadirs[0].path}/escape/img")
 
     def test_directory_is_not_an_image(self, store):

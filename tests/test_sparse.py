@@ -36,17 +36,6 @@ def holes_of(path: str) -> list[tuple[int, int]]:
     return found
 
 
-def zero_runs(data: bytes) -> list[tuple[int, int]]:
-    """The all-zero block runs of ``data``, merged."""
-    merged: list[tuple[int, int]] = []
-    for start, end in native.zero_extents(memoryview(data), BLOCK):
-        if merged and merged[-1][1] == start:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
-
-
 @settings(max_examples=60, deadline=None)
 @given(
     blocks=st.lists(st.booleans(), min_size=1, max_size=96),  # True: a data block
@@ -75,11 +64,11 @@ def test_holes_are_the_long_zero_runs_and_the_bytes_are_the_data(
 
     with open(path, "rb") as f:
         assert f.read() == data
-    long_runs = [(s, e) for s, e in zero_runs(data) if e - s >= min_hole]
+    runs = native.zero_extents(memoryview(data), BLOCK)  # merged runs of zero blocks
+    long_runs = [(s, e) for s, e in runs if e - s >= min_hole]
     # The filesystem reports holes in whole blocks: a run ending in the partial last block
     # ends at the file's end either way.
     assert holes_of(path) == long_runs
-    runs = zero_runs(data)
     assert written_zeros == sum(e - s for s, e in runs) - sum(e - s for s, e in long_runs)
 
 

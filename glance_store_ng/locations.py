@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .errors import BadLocation
 
-__all__ = ["Location", "mask_uri", "parse_location"]
+__all__ = ["Location", "has_userinfo", "mask_uri", "mask_url", "parse_location"]
 
 MAX_URI_LENGTH = 4096
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
@@ -43,6 +43,21 @@ def mask_uri(uri: str) -> str:
             rest = f"{user}:***@{tail}" if ":" in userinfo else f"***@{tail}"
         uri = head + rest
     return _SECRET_QUERY.sub(r"\1***", uri)
+
+
+def mask_url(value: str) -> str:
+    """``value`` (a URL, or ``host[:port]`` without a scheme, as some options take) with the
+    password of its user-info masked: ``http://KEY:SECRET@host`` -> ``http://KEY:***@host``."""
+    if _SCHEME.match(value):
+        return mask_uri(value)
+    return mask_uri("x://" + value)[len("x://") :]
+
+
+def has_userinfo(value: str) -> bool:
+    """True when the URL (or scheme-less ``host[:port]``) ``value`` may carry credentials: an
+    ``@`` anywhere after the scheme (as :func:`mask_uri` reads it, secrets may contain ``/``)."""
+    match = _SCHEME.match(value)
+    return "@" in (value[match.end() :] if match else value)
 
 
 @dataclass(frozen=True)

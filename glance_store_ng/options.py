@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, InvalidArgument
+from .locations import has_userinfo, mask_url
 from .units import parse_size
 
 __all__ = ["Option", "COMMON_OPTIONS", "resolve_options", "mask_options"]
@@ -222,6 +223,13 @@ def resolve_options(
 
 
 def mask_options(declared: Iterable[Option], values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` with every secret option's value replaced by ``'***'``."""
+    """``values`` with every secret option's value replaced by ``'***'``, and the password of
+    any user-info in a URL-valued one (``http://KEY:SECRET@host``) masked."""
     secret = {o.name for o in declared if o.secret}
-    return {k: ("***" if k in secret and v else v) for k, v in values.items()}
+    return {k: "***" if k in secret and v else _mask_url_value(v) for k, v in values.items()}
+
+
+def _mask_url_value(value: Any) -> Any:
+    if isinstance(value, str) and has_userinfo(value) and not any(c.isspace() for c in value):
+        return mask_url(value)
+    return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from glance_store_ng.drivers.filesystem import FilesystemStore
 from stevedore import DriverManager
@@ -199,3 +201,58 @@ def test_a_value_that_seems_to_hold_a_comment_is_refused(tmp_path):
         "file", {"filesystem_store_datadir": str(tmp_path), "store_description": "Tier #1"}
     )
     assert fine.conf["store_description"] == "Tier #1"
+
+
+def test_repr_masks_credentials_written_inside_a_url_option(tmp_path):
+    class UrlStore(FilesystemStore):
+        OPTIONS = FilesystemStore.OPTIONS + (Option("endpoint"), Option("note"))
+
+    store = UrlStore(
+        {
+            "filesystem_store_datadir": str(tmp_path),
+            "endpoint": "http://AKIA:wJalr/TOPSECRET@host:8080/v1",
+            "note": "ask admin@example.com",
+        }
+    )
+    assert "TOPSECRET" not in repr(store)
+    assert "'endpoint': 'http://AKIA:***@host:8080/v1'" in repr(store)
+    assert "ask admin@example.com" in repr(store)  # prose is not a URL
+
+
+@pytest.mark.parametrize(
+    "driver, options, fix",
+    [
+        ("s3", {"s3_store_host": "http://AKIA:TOPSECRET@127.0.0.1:8080",
+                "s3_store_access_key": "a", "s3_store_secret_key": "b", "s3_store_bucket": "c"},
+         "s3_store_access_key"),
+        ("s3", {"s3_store_host": "AKIA:TOPSECRET@127.0.0.1:8080",
+                "s3_store_access_key": "a", "s3_store_secret_key": "b", "s3_store_bucket": "c"},
+         "s3_store_access_key"),
+        ("swift", {"swift_store_auth_address": "http://u:TOPSECRET@127.0.0.1/auth/v1.0",
+                   "swift_store_user": "u", "swift_store_key": "k"},
+         "swift_store_key"),
+        ("swift", {"swift_store_auth_address": "http://127.0.0.1/auth/v1.0",
+                   "swift_store_endpoint": "http://u:TOPSECRET@127.0.0.1/v1/AUTH_x",
+                   "swift_store_user": "u", "swift_store_key": "k"},
+         "swift_store_endpoint"),
+    ],
+)  # fmt: skip
+def test_credentials_inside_an_endpoint_url_are_refused_and_never_shown(
+    driver, options, fix, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(errors.ConfigError) as caught:
+        open_store(driver, options)
+    message = str(caught.value)
+    assert "TOPSECRET" not in message and "TOPSECRET" not in caplog.text
+    assert "***" in message and fix in message
+
+
+def test_credentials_in_a_swift_reference_auth_address_are_refused(tmp_path):
+    references = tmp_path / "swift.conf"
+    references.write_text(
+        "[ref1]\nauth_address = http://u:TOPSECRET@127.0.0.1/auth/v1.0\nuser = u\nkey = k\n"
+    )
+    with pytest.raises(errors.ConfigError) as caught:
+        open_store("swift", {"swift_store_config_file": str(references)})
+    assert "TOPSECRET" not in str(caught.value) and "holds credentials" in str(caught.value)

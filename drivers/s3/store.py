@@ -44,7 +44,7 @@ from glance_store_ng.errors import (
     NotFound,
     StoreError,
 )
-from glance_store_ng.locations import Location
+from glance_store_ng.locations import Location, mask_url
 from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader, ResumingReader
@@ -85,7 +85,10 @@ def _endpoint(host: str) -> tuple[str, str]:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected http(s)://host[:port] or host[:port]")
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError("no credentials, query or fragment in the host, please")
+        raise ValueError(
+            "no credentials, query or fragment in the host, please (the keys go in "
+            "s3_store_access_key and s3_store_secret_key)"
+        )
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", _service(
         parts.scheme, parts.netloc, parts.path
     )
@@ -113,8 +116,8 @@ class S3Store(Store):
             self.endpoint, self.service = _endpoint(conf["s3_store_host"])
         except ValueError as exc:
             raise ConfigError(
-                f"{self.label}: option s3_store_host = {conf['s3_store_host']!r} is not valid: "
-                f"{exc}"
+                f"{self.label}: option s3_store_host = {mask_url(conf['s3_store_host'])!r} is "
+                f"not valid: {exc}"
             ) from None
         self.bucket: str = conf["s3_store_bucket"]
         if not self.bucket or "/" in self.bucket:

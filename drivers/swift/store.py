@@ -43,7 +43,7 @@ from glance_store_ng.errors import (
     ConfigError,
     StoreError,
 )
-from glance_store_ng.locations import Location
+from glance_store_ng.locations import Location, has_userinfo, mask_url
 from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
@@ -131,10 +131,14 @@ class SwiftStore(Store):
                 c["swift_store_key"],
                 c["swift_store_auth_version"],
             )
-        if not credentials.auth_address.startswith(("http://", "https://")):
+        for address in [r.auth_address for r in self.references.values()] or [
+            credentials.auth_address
+        ]:
+            self._check_auth_address(address)
+        if self.settings.endpoint and has_userinfo(self.settings.endpoint):
             raise ConfigError(
-                f"{self.label}: auth address {credentials.auth_address!r} must start with "
-                "http:// or https://"
+                f"{self.label}: swift_store_endpoint {mask_url(self.settings.endpoint)!r} holds "
+                "credentials; remove them (the store authenticates with its user and key)"
             )
         container = c["swift_store_container"]
         if not _CONTAINER_NAME.fullmatch(container):
@@ -151,6 +155,17 @@ class SwiftStore(Store):
         self.account = self._account_for(credentials)
         self._ready_containers: set[str] = set()
         self._max_manifest_segments: int | None = None
+
+    def _check_auth_address(self, address: str) -> None:
+        if has_userinfo(address):
+            raise ConfigError(
+                f"{self.label}: auth address {mask_url(address)!r} holds credentials; put the "
+                "user and key in swift_store_user and swift_store_key (or in the reference)"
+            )
+        if not address.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{self.label}: auth address {address!r} must start with http:// or https://"
+            )
 
     def _read_references(self, path: str) -> dict[str, Credentials]:
         parser = configparser.ConfigParser(interpolation=None)

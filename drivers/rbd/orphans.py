@@ -8,7 +8,9 @@ value (a POSIX time) at least every :data:`HEARTBEAT` seconds while data
 arrives, and removes the mark as its very last step, after protecting the
 snapshot. A marked image is therefore one whose add never returned a location,
 and one whose mark is older than the gc threshold made no progress for that
-long. The mark never outlives a successful add, so clones (which copy their
+long. Reads refuse a marked image (NotFound), whatever the location's form: the
+legacy ``rbd://IMAGE`` names no snapshot, so it would otherwise read an unfinished
+image. The mark never outlives a successful add, so clones (which copy their
 parent's image-meta) and glance_store see nothing of it.
 """
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from glance_store_ng.errors import BadLocation, ConfigError, InUse, Retry
+from glance_store_ng.errors import BadLocation, ConfigError, InUse, NotFound, Retry
 from glance_store_ng.locations import Location
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader
@@ -298,6 +298,13 @@ class RbdStore(Store):
 
             image = self.policy.call(open_image, f"{self.label}: {doing}")
             try:
+                with ceph_errors(self.label, doing):
+                    adding = mark_time(image) is not None
+                if adding:  # in every location form: the short one names no snapshot
+                    raise NotFound(
+                        f"{self.label}: {location.spec} is an image whose add has not "
+                        "completed (still running, or interrupted: gc removes it)"
+                    )
                 yield image
             finally:
                 image.close()

@@ -117,6 +117,12 @@ class StoreFixture:
         go of what the dead process still holds, as an operator would (an RBD watch lasts
         until the OSD times it out). Nothing by default."""
 
+    def location_forms(self, store: Store, location: str) -> list[str]:
+        """Every location form that names the image at ``location`` (legacy short forms
+        too): none may serve an image whose add has not returned. ``[location]`` by
+        default."""
+        return [location]
+
     #: Options of the stores whose adds are killed: parts, segments or objects small enough
     #: that ``orphan_sent`` bytes leave some written.
     orphan_options: ClassVar[dict[str, Any]] = {}

@@ -182,6 +182,14 @@ class OrphanTests:
         assert left.size == fixture.orphan_written
         return left
 
+    def _assert_not_an_image(self, store: Store, location: str) -> None:
+        """No form of ``location`` serves an image (NotFound), its size either."""
+        fixture: Any = self
+        for form in fixture.location_forms(store, location):
+            for call in (store.get_size, store.get):
+                with pytest.raises(errors.NotFound):
+                    call(form)
+
     # -- tests -------------------------------------------------------------------------------
 
     def test_killed_add_is_found_then_removed(self, make_store: Callable[..., Store]) -> None:
@@ -195,7 +203,7 @@ class OrphanTests:
         location = _location_of(kept.location, kept_id, image_id)
 
         left = self._killed_add(store, image_id)
-        _assert_not_an_image(store, location)
+        self._assert_not_an_image(store, location)
         assert store.find_orphans(older_than=3600) == []  # as young as a running add's
         orphans = store.find_orphans(older_than=0)
         assert [(o.name, o.size) for o in orphans] == [(left.name, left.size)]
@@ -211,7 +219,7 @@ class OrphanTests:
         with contextlib.suppress(errors.NotFound):
             store.remove_orphan(orphan)  # gone already: nothing to do, or NotFound
         assert fixture.backend_listing(store) == before
-        _assert_not_an_image(store, location)
+        self._assert_not_an_image(store, location)
         assert _read(store, kept.location) == kept_data
 
         # The id is free: the image goes in whole, where the killed add would have put it.
@@ -276,7 +284,7 @@ class OrphanTests:
         store.delete(probe.location)
 
         with self._stalled_add(store, image_id) as add:
-            _assert_not_an_image(store, location)  # no reader sees a partial image
+            self._assert_not_an_image(store, location)  # no reader sees a partial image
             # gc's threshold is far above a running add's idle time: it is never listed.
             assert store.find_orphans(older_than=3600) == []
             done = add.finish()  # and it completes whole: nothing of it was removed
@@ -296,12 +304,6 @@ def _location_of(location: str, image_id: str, other_id: str) -> str:
     """Where an add of ``other_id`` puts its image, from where one of ``image_id`` put its."""
     assert location.count(image_id) == 1, f"{location} does not name {image_id} once"
     return location.replace(image_id, other_id)
-
-
-def _assert_not_an_image(store: Store, location: str) -> None:
-    for call in (store.get_size, store.get):
-        with pytest.raises(errors.NotFound):
-            call(location)
 
 
 def _secrets(store: Store) -> list[str]:

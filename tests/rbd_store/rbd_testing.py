@@ -79,6 +79,10 @@ class RbdFixture(StoreFixture):
     def allocated_bytes(self, store: Store, location: str) -> int:
         return allocated_bytes(self.cluster, store, location)
 
+    def location_forms(self, store: Store, location: str) -> list[str]:
+        """The location, and glance_store's legacy short form ``rbd://IMAGE``."""
+        return [location, "rbd://" + location.split("/")[-2]]
+
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
         """The add's image, ``pool/namespace/<id>``, sized by its allocated bytes, while it
         carries the add's mark (image-meta ``glance_store_ng.adding``); a complete image

@@ -30,10 +30,12 @@ from .locations import Location  # noqa: E402
 from .options import Option  # noqa: E402
 from .reader import ImageReader  # noqa: E402
 from .store import AddResult, Capabilities, Store  # noqa: E402
+from .verify import Expected  # noqa: E402
 
 __all__ = [
     "AddResult",
     "Capabilities",
+    "Expected",
     "ImageReader",
     "Location",
     "Option",

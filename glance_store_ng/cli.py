@@ -30,6 +30,7 @@ from .registry import installed_drivers, load_driver
 from .sparse import SparseWriter
 from .store import Orphan, Store
 from .units import parse_size
+from .verify import Expected
 
 PROG = "glance-store-ng"
 
@@ -216,7 +217,8 @@ def cmd_get(args: argparse.Namespace, stores: Stores) -> int:
         )
     if args.output:
         _check_output(args.output)
-    with stores.get(args.location, args.offset, args.length, args.backend) as reader:
+    expected = _expected(args)
+    with stores.get(args.location, args.offset, args.length, args.backend, expected) as reader:
         if args.length is not None and reader.size < args.length:
             print(
                 f"{PROG}: note: the image holds {reader.size} bytes from offset {args.offset}, "
@@ -237,6 +239,45 @@ def cmd_get(args: argparse.Namespace, stores: Stores) -> int:
                 _write_new_file(args.output, reader, progress)
         finally:
             progress.finish()
+    return 0
+
+
+def _expected(args: argparse.Namespace) -> Expected | None:
+    """What ``--checksum``, ``--multihash`` and ``--size`` say the image must be, if any."""
+    if args.checksum is None and args.multihash is None and args.size is None:
+        return None
+    return Expected(args.checksum, args.multihash, args.hashing_algo, args.size)
+
+
+def cmd_verify(args: argparse.Namespace, stores: Stores) -> int:
+    expected = _expected(args)
+    if expected is None:
+        raise InvalidArgument("verify: give --checksum MD5, --multihash HEX or --size BYTES")
+    started = time.monotonic()
+    with stores.get(args.location, backend=args.backend, verify=expected) as reader:
+        progress = _Progress(reader.size, "verifying", args.progress)
+        try:
+            for piece in reader:
+                progress.advance(len(piece))
+        finally:
+            progress.finish()
+    seconds = time.monotonic() - started
+    checked = [
+        name
+        for name, value in (
+            ("size", expected.size),
+            ("checksum", expected.checksum),
+            (f"multihash ({expected.hash_algo})", expected.multihash),
+        )
+        if value is not None
+    ]
+    _print(
+        args,
+        {"location": mask_uri(args.location), "size": reader.size, "verified": checked,
+         "seconds": round(seconds, 3)},
+        [f"{mask_uri(args.location)}: {reader.size} bytes, {', '.join(checked)} as expected "
+         f"({seconds:.2f} s)"],
+    )  # fmt: skip
     return 0
 
 
@@ -518,8 +559,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.set_defaults(func=cmd_add)
 
+    expectations = argparse.ArgumentParser(add_help=False)
+    expected = expectations.add_argument_group(
+        "verify on read",
+        "check the whole image as it is read; a mismatch exits 1 (get: "
+        "after the bytes were written; -o leaves no file then)",
+    )
+    expected.add_argument("--checksum", metavar="MD5", help="its md5 (Glance's checksum)")
+    expected.add_argument(
+        "--multihash", metavar="HEX", help="its multihash (Glance's os_hash_value)"
+    )
+    expected.add_argument(
+        "--hashing-algo",
+        default="sha512",
+        metavar="ALGO",
+        help="the multihash's algorithm (Glance's os_hash_algo; default: sha512)",
+    )
+    expected.add_argument("--size", type=int, metavar="BYTES", help="its size in bytes")
+
     get = sub.add_parser(
-        "get", parents=[anywhere], help="read an image to a file or standard output"
+        "get",
+        parents=[anywhere, expectations],
+        help="read an image to a file or standard output",
     )
     get.add_argument("location", metavar="LOCATION")
     get.add_argument("-o", "--output", metavar="FILE", help="write here (sparse where zero)")
@@ -530,6 +591,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--length", type=_size, default=None, help="bytes to read: 512, 1M... (default: to the end)"
     )
     get.set_defaults(func=cmd_get)
+
+    verify = sub.add_parser(
+        "verify",
+        parents=[anywhere, expectations],
+        help="read a whole image and check it against its recorded checksums; "
+        "exits 1 on a mismatch",
+    )
+    verify.add_argument("location", metavar="LOCATION")
+    verify.set_defaults(func=cmd_verify)
 
     info = sub.add_parser("info", parents=[anywhere], help="show an image's size and backend")
     info.add_argument("location", metavar="LOCATION")

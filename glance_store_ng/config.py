@@ -30,6 +30,7 @@ from .locations import Location, parse_location
 from .reader import ImageReader
 from .registry import installed_drivers, load_driver
 from .store import AddResult, Store
+from .verify import Expected
 
 __all__ = ["Backend", "Stores", "configured_backends", "open_store", "read_ini"]
 
@@ -287,9 +288,10 @@ class Stores(Mapping[str, Store]):
         offset: int = 0,
         length: int | None = None,
         backend: str | None = None,
+        verify: Expected | AddResult | None = None,
     ) -> ImageReader:
         """Store.get from the store holding ``location``."""
-        return self.store_for(location, backend).get(location, offset, length)
+        return self.store_for(location, backend).get(location, offset, length, verify)
 
     def get_size(self, location: str | Location, backend: str | None = None) -> int:
         """Store.get_size from the store holding ``location``."""

@@ -91,7 +91,8 @@ class SizeLimitExceeded(StorageFull):
 
 
 class SizeMismatch(StoreError, ValueError):
-    """The data's length differs from the size the caller declared."""
+    """The data's length differs from the size declared for it: by the caller of an add, by
+    the backend for a read (a short read), or by the image recorded (verify on read)."""
 
 
 class BadLocation(StoreError, ValueError):

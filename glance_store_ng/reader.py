@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from .errors import Retry, StoreError
+from .errors import Retry, SizeMismatch, StoreError
 from .retry import RetryPolicy, exhausted
 
 __all__ = ["ImageReader", "OpenRange", "RangeStream", "ResumingReader"]
@@ -18,7 +18,8 @@ __all__ = ["ImageReader", "OpenRange", "RangeStream", "ResumingReader"]
 class ImageReader:
     """The bytes of an image (or of a range of it), as an iterable of ``bytes`` chunks.
 
-    ``size`` is the number of bytes the iteration yields. Use it as a context
+    ``size`` is the number of bytes the iteration yields: a backend that gives
+    fewer (or more) raises SizeMismatch, never a short image. Use it as a context
     manager, or call :meth:`close`, to release backend resources (an open file,
     a connection) when you stop before the end; reaching the end closes it too,
     and so does the garbage collector for a reader dropped unread.
@@ -31,6 +32,9 @@ class ImageReader:
         close: Callable[[], None] | None = None,
     ) -> None:
         self.size = size
+        #: How messages name what is read (``Store.get`` sets the store and location).
+        self.what = "the image"
+        self._yielded = 0
         self._chunks = iter(chunks)
         self._finalizer = weakref.finalize(self, _release, self._chunks, close)
 
@@ -41,7 +45,19 @@ class ImageReader:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            yield from self._chunks
+            for piece in self._chunks:
+                self._yielded += len(piece)
+                if self._yielded > self.size:
+                    raise SizeMismatch(
+                        f"{self.what}: the backend gave more than the {self.size} bytes it "
+                        "announced; the image changed while it was read: read it again"
+                    )
+                yield piece
+            if self._yielded != self.size:
+                raise SizeMismatch(
+                    f"{self.what}: the read ended after {self._yielded} of {self.size} bytes "
+                    "(the image was truncated or changed while it was read)"
+                )
         finally:
             self.close()
 

@@ -45,6 +45,7 @@ from .locations import Location, parse_location
 from .options import COMMON_OPTIONS, Option, mask_options, resolve_options
 from .pipeline import DEFAULT_CHUNK_SIZE, ZERO_BLOCK_SIZE, Ingest
 from .reader import ImageReader
+from .verify import Expected, verified
 
 __all__ = [
     "IMAGE_ID_PATTERN",
@@ -305,9 +306,21 @@ class Store(abc.ABC):
         return result
 
     def get(
-        self, location: str | Location, offset: int = 0, length: int | None = None
+        self,
+        location: str | Location,
+        offset: int = 0,
+        length: int | None = None,
+        verify: Expected | AddResult | None = None,
     ) -> ImageReader:
         """The image at ``location``, from ``offset`` for ``length`` bytes (None: to the end).
+
+        ``verify`` (an :class:`~glance_store_ng.verify.Expected`, or the image's
+        AddResult) checks the bytes as they stream: a stored size other than the
+        expected one raises SizeMismatch at once, a digest that differs raises
+        ChecksumMismatch at the end of the stream (discard what was read). It
+        needs the whole image: refused with ``offset``/``length``. Verify or not,
+        a backend that gives fewer bytes than the reader's ``size`` raises
+        SizeMismatch.
 
         Raises NotFound, BadLocation, InvalidArgument (a negative offset or
         length, or an offset past the end), or the backend's errors.
@@ -316,7 +329,16 @@ class Store(abc.ABC):
             raise InvalidArgument(f"offset must be a non-negative integer, not {offset!r}")
         if length is not None and (not isinstance(length, int) or length < 0):
             raise InvalidArgument(f"length must be a non-negative integer or None, not {length!r}")
-        return self._get(self._parse_location(parse_location(location)), offset, length)
+        expected = None if verify is None else Expected.of(verify)
+        if expected is not None and (offset or length is not None):
+            raise InvalidArgument(
+                "verify needs the whole image (its checksums cover every byte): read it "
+                "without offset and length, or without verify"
+            )
+        parsed = parse_location(location)
+        reader = self._get(self._parse_location(parsed), offset, length)
+        reader.what = f"{self.label}: {parsed.masked}"
+        return reader if expected is None else verified(reader, expected, reader.what)
 
     def get_size(self, location: str | Location) -> int:
         """The size in bytes of the image at ``location``; NotFound if there is none."""

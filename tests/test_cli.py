@@ -340,3 +340,53 @@ def test_add_shows_the_hashing_implementation_and_advises_once_on_the_fallback(
         assert "--force-reinstall ." in done.stderr
     else:
         assert done.stderr == ""
+
+
+def test_verify_and_get_check_an_image_against_its_recorded_checksums(run, tmp_path):
+    image = tmp_path / "disk.raw"
+    data = os.urandom(3 << 20)
+    image.write_bytes(data)
+    added = json.loads(run("--json", "add", str(image)).stdout)
+    location, md5, sha512 = added["location"], added["checksum"], added["multihash"]
+    expect = ["--checksum", md5, "--multihash", sha512, "--size", str(len(data))]
+    out = json.loads(run("--json", "verify", location, *expect).stdout)
+    assert out["size"] == len(data)
+    assert out["verified"] == ["size", "checksum", "multihash (sha512)"]
+    assert "as expected" in run("verify", location, "--checksum", md5).stdout.decode()
+    run("get", location, "-o", str(tmp_path / "good.raw"), *expect)
+    assert (tmp_path / "good.raw").read_bytes() == data
+
+    stored = location.removeprefix("file://")
+    with open(stored, "r+b") as f:  # a flipped bit on the disk
+        f.seek(len(data) // 2)
+        byte = f.read(1)[0]
+        f.seek(len(data) // 2)
+        f.write(bytes([byte ^ 1]))
+    done = run("verify", location, "--checksum", md5, ok=False)
+    assert done.returncode == 1
+    assert b"the bytes read differ from the image recorded: checksum (md5)" in done.stderr
+    done = run("get", location, "-o", str(tmp_path / "bad.raw"), *expect, ok=False)
+    assert done.returncode == 1 and b"differ" in done.stderr
+    assert not (tmp_path / "bad.raw").exists()  # no damaged copy, no temporary file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.raw", "good.raw", "xdg"]
+    assert run("get", location).stdout != data  # without verify: served as it is
+
+    os.truncate(stored, 1000)  # a truncated file: refused before a byte is read
+    done = run("verify", location, "--size", str(len(data)), ok=False)
+    assert done.returncode == 1 and b"holds 1000 bytes, not the 3145728 expected" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["verify", "file:///x/y"], "give --checksum MD5, --multihash HEX or --size BYTES"),
+        (["verify", "LOC", "--checksum", "abc"], "checksum (md5) must be 32 hex digits"),
+        (["verify", "LOC", "--multihash", "ab", "--hashing-algo", "md4x"], "unsupported hashing"),
+        (["get", "LOC", "--offset", "1", "--size", "5"], "verify needs the whole image"),
+    ],
+)
+def test_verify_options_say_what_is_wrong(run, tmp_path, args, message):
+    location = json.loads(run("--json", "add", "-", stdin=b"tiny image").stdout)["location"]
+    args = [location if a == "LOC" else a for a in args]
+    done = run(*args, ok=False)
+    assert done.returncode != 0 and message in done.stderr.decode(), done.stderr

@@ -22,6 +22,9 @@ For a driver of your own::
         def backend_listing(self, store):
             return set(...)  # every object the backend holds for this store
 
+        def damage(self, store, location, offset):
+            ...  # change that byte of the stored image behind the driver's back (same size)
+
     class TestMyDriver(StoreConformance, MyFixture):
         pass
 

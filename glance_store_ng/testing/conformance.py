@@ -16,6 +16,7 @@ import xxhash
 from glance_store_ng import errors, open_store
 from glance_store_ng.locations import Location, parse_location
 from glance_store_ng.store import Orphan, Store
+from glance_store_ng.verify import Expected
 
 from ..units import MiB
 
@@ -105,6 +106,13 @@ class StoreFixture:
         finally:
             for store in stores:
                 store.close()
+
+    def damage(self, store: Store, location: str, offset: int) -> None:
+        """Change the byte at ``offset`` of the stored image behind the driver's back, keeping
+        its size: bit rot on a disk, or the object overwritten by someone else."""
+        raise NotImplementedError(
+            "VerifyTests needs the fixture class's damage(store, location, offset)"
+        )
 
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
         """What an add of ``image_id`` left in the backend so far (None: nothing yet), looked at
@@ -446,5 +454,46 @@ class ThinTests:
         store.delete(result.location)
 
 
-class StoreConformance(AddTests, FailedAddTests, GetTests, MissingAndBadLocationTests, ThinTests):
+class VerifyTests:
+    """get(..., verify=...): the recorded bytes, or an error; never wrong bytes in silence."""
+
+    def test_verify_on_read(self, store: Store) -> None:
+        data = random_bytes(store.chunk_size * 2 + 5000, seed=31)
+        result = store.add(new_id(), data, hashing_algo="sha256")
+        for expected in (
+            result,
+            Expected(checksum=result.checksum),
+            Expected(multihash=result.multihash, hash_algo="sha256"),
+            Expected(size=len(data)),
+        ):
+            with store.get(result.location, verify=expected) as reader:
+                assert reader.read() == data
+        with pytest.raises(errors.InvalidArgument, match="whole image"):
+            store.get(result.location, 1, verify=result)
+        with pytest.raises(errors.SizeMismatch):  # at once, before any byte
+            store.get(result.location, verify=Expected(size=len(data) + 1))
+        store.delete(result.location)
+
+    def test_damaged_image_fails_verify_after_its_bytes(self, store: Store) -> None:
+        data = random_bytes(store.chunk_size * 2 + 5000, seed=32)
+        result = store.add(new_id(), data)
+        self.damage(store, result.location, len(data) // 2)  # type: ignore[attr-defined]
+        damaged = _read(store, result.location)  # without verify, served as it is now
+        assert len(damaged) == len(data) and damaged != data
+        seen = bytearray()
+        with (
+            pytest.raises(errors.ChecksumMismatch),
+            store.get(result.location, verify=result) as reader,
+        ):
+            for piece in reader:
+                seen += piece
+        assert seen == damaged  # the caller saw every byte, then the error
+        with pytest.raises(errors.ChecksumMismatch):
+            store.get(result.location, verify=Expected(checksum=result.checksum)).read()
+        store.delete(result.location)
+
+
+class StoreConformance(
+    AddTests, FailedAddTests, GetTests, MissingAndBadLocationTests, ThinTests, VerifyTests
+):
     """Every conformance test. Combine with your StoreFixture subclass."""

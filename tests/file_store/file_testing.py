@@ -36,6 +36,15 @@ class FilesystemFixture(StoreFixture):
     def allocated_bytes(self, store: Store, location: str) -> int:
         return os.stat(location.removeprefix("file://")).st_blocks * 512
 
+    def damage(self, store: Store, location: str, offset: int) -> None:
+        """A flipped bit on the disk."""
+        fd = os.open(path_of(location), os.O_RDWR)
+        try:
+            [byte] = os.pread(fd, 1, offset)
+            os.pwrite(fd, bytes([byte ^ 0x10]), offset)
+        finally:
+            os.close(fd)
+
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
         """The add's temporary file, ``.<image id>.<random>.partial`` beside the images."""
         found = [

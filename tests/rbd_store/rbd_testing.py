@@ -79,6 +79,20 @@ class RbdFixture(StoreFixture):
     def allocated_bytes(self, store: Store, location: str) -> int:
         return allocated_bytes(self.cluster, store, location)
 
+    def damage(self, store: Store, location: str, offset: int) -> None:
+        """Bit rot in RADOS: a byte of the image's data object rewritten with librados (no
+        snapshot context, so the snapshot the location reads sees it too)."""
+        import rbd
+
+        name = location.split("/")[-2]
+        with opened_ioctx(self.cluster, store.pool, store.namespace) as ioctx:
+            with rbd.Image(ioctx, name, read_only=True) as image:
+                info = image.stat()
+            data_object = f"{info['block_name_prefix']}.{offset // info['obj_size']:016x}"
+            within = offset % info["obj_size"]
+            [byte] = ioctx.read(data_object, 1, within)
+            ioctx.write(data_object, bytes([byte ^ 0x10]), within)
+
     def location_forms(self, store: Store, location: str) -> list[str]:
         """The location, and glance_store's legacy short form ``rbd://IMAGE``."""
         return [location, "rbd://" + location.split("/")[-2]]

@@ -232,6 +232,14 @@ class S3Fixture(StoreFixture):
     def backend_listing(self, store: Store) -> set[str]:
         return self.server.listing(store.bucket)
 
+    def damage(self, store: Store, location: str, offset: int) -> None:
+        """The object overwritten with other bytes (one bit flipped), by a plain PUT."""
+        key = location.rsplit("/", 1)[1]
+        client = self.server.client()
+        body = bytearray(client.get_object(Bucket=store.bucket, Key=key)["Body"].read())
+        body[offset] ^= 0x10
+        client.put_object(Bucket=store.bucket, Key=key, Body=bytes(body))
+
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
         """The add's pending multipart upload, ``s3://host/bucket/<id>?uploadId=<upload id>``,
         sized by its parts (S3 shows no upload before the add started one, nor after it

@@ -86,6 +86,17 @@ class SwiftFixture(StoreFixture):
         """Every object of the store's containers: images, manifests, segments."""
         return objects_under(self._admin, store.container)
 
+    def damage(self, store: Store, location: str, offset: int) -> None:
+        """The object overwritten with other bytes (one bit flipped), by a plain PUT; a large
+        object's manifest and segments are deleted first, as an overwriting user would."""
+        container, name = location.split("/")[-2:]
+        headers, body = self._admin.get_object(container, name)
+        damaged = bytearray(body)
+        damaged[offset] ^= 0x10
+        if headers.get("x-static-large-object"):
+            self._admin.delete_object(container, name, query_string="multipart-manifest=delete")
+        self._admin.put_object(container, name, bytes(damaged))
+
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
         """The segments of the add's upload, ``<container>_segments/<image id>/<token>/...``,
         as one orphan named by that prefix; None if there are none or the manifest lists them."""

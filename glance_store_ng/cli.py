@@ -175,8 +175,8 @@ def _write_sparse(fd: int, chunks: Iterable[bytes], progress: _Progress) -> None
         sparse.write(position, chunk, native.zero_extents(chunk, ZERO_BLOCK_SIZE))
         position += len(chunk)
         progress.advance(len(chunk))
-    sparse.finish()
     os.ftruncate(fd, position)
+    sparse.finish()
 
 
 def _write_plain(out: BinaryIO, chunks: Iterable[bytes], progress: _Progress) -> None:

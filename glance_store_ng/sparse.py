@@ -11,7 +11,7 @@ the RBD store merges the data extents of each object with :func:`written_extents
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .units import KiB
 
@@ -53,14 +53,24 @@ class SparseWriter:
     a piece goes in as few writes as its holes allow (its zeros with its data), so the
     page cache holds the file in large pieces, as a file written densely. Call
     :meth:`finish` after the last piece, then set the file's size (a trailing hole is
-    not written)."""
+    not written). ``punch(start, end)``, when given, is told of each hole once the file
+    extends past it (the file store gives back the room it reserved there; a filesystem
+    may ignore a punch past the end of a file): set the file's size before
+    :meth:`finish`, which settles the last hole."""
 
-    def __init__(self, fd: int, min_hole: int = DEFAULT_MIN_HOLE) -> None:
+    def __init__(
+        self,
+        fd: int,
+        min_hole: int = DEFAULT_MIN_HOLE,
+        punch: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.fd = fd
         self.min_hole = min_hole
+        self.punch = punch
         self.zero_bytes = 0  # found in the pieces
         self.hole_bytes = 0  # of those, left unwritten
         self._pending: tuple[int, int] | None = None  # a zero run reaching a piece's end
+        self._unpunched: list[tuple[int, int]] = []  # holes of the piece being written
         self._zeros = b""
 
     def write(
@@ -83,7 +93,7 @@ class SparseWriter:
             self._pending = None
             if offset + end - first >= self.min_hole:
                 unwritten.append((0, end))
-                self.hole_bytes += offset + end - first
+                self._hole(first, offset + end)
             else:  # its part before this piece as zeros; the rest goes with this piece
                 self._write_zeros(first, offset - first)
         else:
@@ -92,7 +102,7 @@ class SparseWriter:
         for start, end in runs:
             if end - start >= self.min_hole:
                 unwritten.append((start, end))
-                self.hole_bytes += end - start
+                self._hole(offset + start, offset + end)
         if tail:
             unwritten.append(tail)
             self._pending = (offset + tail[0], offset + size)
@@ -103,10 +113,12 @@ class SparseWriter:
             pos = end
         if pos < size:
             pwrite_all(self.fd, view[pos:], offset + pos)
+        self._punch()
 
     def finish(self) -> int:
         """Settle the last run; the bytes of zero runs written as data, in all."""
         self._settle_pending()
+        self._punch()
         return self.zero_bytes - self.hole_bytes
 
     def _settle_pending(self) -> None:
@@ -114,9 +126,24 @@ class SparseWriter:
             start, end = self._pending
             self._pending = None
             if end - start >= self.min_hole:
-                self.hole_bytes += end - start
+                self._hole(start, end)
             else:
                 self._write_zeros(start, end - start)
+
+    def retarget(self, fd: int, punch: Callable[[int, int], None] | None) -> None:
+        """Go on writing into ``fd`` (a copy of what was written so far)."""
+        self.fd, self.punch = fd, punch
+
+    def _hole(self, start: int, end: int) -> None:
+        self.hole_bytes += end - start
+        if self.punch:
+            self._unpunched.append((start, end))
+
+    def _punch(self) -> None:
+        """Tell ``punch`` of the holes decided, now that what follows them is written."""
+        holes, self._unpunched = self._unpunched, []
+        for start, end in holes:
+            self.punch(start, end)  # type: ignore[misc]
 
     def _write_zeros(self, offset: int, count: int) -> None:
         if not self._zeros:

@@ -157,7 +157,7 @@ def test_bench_runs_every_case_beside_glance_store_and_reports_json(run, tmp_pat
 def test_gc_dry_run_then_remove(run, tmp_path):
     datadir = tmp_path / "xdg" / "glance-store-ng" / "images"
     run("add", "/etc/hostname")  # creates the store
-    orphan = datadir / ".dead.beef.partial"
+    orphan = datadir / ".dead.0123456789ab.partial"
     orphan.write_bytes(b"x" * 10)
     os.utime(orphan, (1, 1))
     listed = json.loads(run("--json", "gc", "--dry-run").stdout)
@@ -248,10 +248,10 @@ def test_small_adds_report_milliseconds(run):
 def test_gc_says_how_many_younger_orphans_it_left_alone(run, tmp_path):
     datadir = tmp_path / "xdg" / "glance-store-ng" / "images"
     run("add", "/etc/hostname")
-    (datadir / ".young.c0ffee.partial").write_bytes(b"x")  # an add may still write it
+    (datadir / ".young.c0ffee012345.partial").write_bytes(b"x")  # an add may still write it
     said = run("gc").stdout.decode()
     assert "no orphans to remove; 1 younger orphan left alone (idle for less than 3600 s" in said
-    assert (datadir / ".young.c0ffee.partial").exists()
+    assert (datadir / ".young.c0ffee012345.partial").exists()
     listed = json.loads(run("gc", "--json", "--dry-run").stdout)
     assert listed["younger_left_alone"] == 1 and listed["orphans"] == []
 

@@ -286,7 +286,8 @@ def test_without_arguments_both_stages_run_and_report(tools_test):
     assert done.returncode == 0, done.stdout + done.stderr
     assert log == [
         "stage 1:  pure=",
-        "stage 2: -q tests/test_pipeline.py tests/test_verify.py tests/file_store/test_filesystem.py"
+        "stage 2: -q tests/test_pipeline.py tests/test_verify.py "
+        "tests/file_store/test_filesystem.py"
         " pure=1",
     ]
     assert results(done.stdout) == [

@@ -275,9 +275,9 @@ def test_mostly_zero_large_image_checksums(tmp_path):
 def test_gc_finds_and_removes_only_old_temporary_files(tmp_path):
     store = open_store("file", {"filesystem_store_datadir": str(tmp_path)})
     kept = store.add(new_id(), b"a real image")
-    crashed = tmp_path / ".0d1f.4a5b6c.partial"  # what a killed add leaves
+    crashed = tmp_path / ".0d1f.4a5b6c7d8e9f.partial"  # what a killed add leaves
     crashed.write_bytes(b"half an image")
-    running = tmp_path / ".77aa.123456.partial"
+    running = tmp_path / ".77aa.123456789abc.partial"
     running.write_bytes(b"being written")
     os.utime(crashed, (1, 1))
     orphans = store.find_orphans(older_than=3600)

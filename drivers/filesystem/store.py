@@ -1,20 +1,23 @@
-"""The filesystem store: images as files under one or more data directories.
+"""The filesystem store's Store: configuration, locations, add, get, delete, orphans.
 
-Options carry glance_store's names and meanings; ``glance-store-ng drivers``
-lists them with their help. An add goes to the highest-priority data
-directory (``filesystem_store_datadirs``) with room for the image, the one
-with the most free space among equals; all-zero blocks become holes of a
+An add goes to the highest-priority data directory (``filesystem_store_datadirs``)
+with room for the image, the one with the most free space among equals (see
+``space``: the room is reserved as the add goes, and an add that outgrows its
+directory moves to the next one with room); all-zero blocks become holes of a
 sparse file (``filesystem_thin_provisioning``), and with
 ``filesystem_store_fsync`` the image is on disk before add returns (its
 writeback starts chunk by chunk, overlapping the hashing).
 
 An add writes a hidden temporary file beside its target, fsyncs it, then links
 it to the image's name (which fails if the name exists: nothing is ever
-overwritten) and fsyncs the directory. A reader never sees a partial image; a
-failed add removes its temporary file. Reads skip holes with
-SEEK_DATA/SEEK_HOLE: zeros are produced in memory, not read from disk.
-A location outside the data directories (``file:///etc/passwd``, ``..``,
-symlinks pointing out) is refused.
+overwritten; with several directories the link and the check that no other
+directory has the id are one step, ``space.commit_lock``), fsyncs the directory
+and only then removes the temporary name. A reader never sees a partial image;
+a failed add removes its temporary file. An add killed after the link leaves
+the image with its temporary name as a second link: gc removes both (the add
+never returned the location). Reads skip holes with SEEK_DATA/SEEK_HOLE: zeros
+are produced in memory, not read from disk. A location outside the data
+directories (``file:///etc/passwd``, ``..``, symlinks pointing out) is refused.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 from glance_store_ng.errors import (
     AlreadyExists,
@@ -48,6 +50,17 @@ from glance_store_ng.reader import ImageReader
 from glance_store_ng.sparse import DEFAULT_MIN_HOLE, SparseWriter, pwrite_all
 from glance_store_ng.store import Capabilities, Orphan, Store, clamp_range, is_image_id
 from glance_store_ng.units import KiB
+
+from .space import (
+    NO_SPACE,
+    DataDir,
+    Reservation,
+    commit_lock,
+    data_region,
+    move_file,
+    parse_datadirs,
+    pick_datadir,
+)
 
 __all__ = ["FilesystemStore"]
 
@@ -72,50 +85,12 @@ def _translate(exc: Exception, label: str, what: str) -> StoreError | None:
     return error_for_errno(exc.errno, f"{label}: {what}: {exc.strerror or exc}", _HINTS)
 
 
-@dataclass(frozen=True)
-class _DataDir:
-    path: str  # absolute, symlinks resolved
-    priority: int
-
-
-def _parse_datadirs(entries: list[str], backend: str) -> list[_DataDir]:
-    dirs: list[_DataDir] = []
-    for entry in entries:
-        path, sep, priority = entry.rpartition(":")
-        if not sep or not path:
-            path, priority = entry, "0"
-        try:
-            rank = int(priority)
-        except ValueError:
-            raise ConfigError(
-                f"{backend}: filesystem_store_datadirs entry {entry!r} is not DIR:PRIORITY "
-                "(for example /var/lib/glance/images:100)"
-            ) from None
-        dirs.append(_DataDir(path, rank))
-    return dirs
-
-
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _data_region(fd: int, pos: int, end: int) -> tuple[int, int]:
-    """The next ``(start, end)`` of data at or after ``pos``; ``(end, end)`` if none is left."""
-    try:
-        start = os.lseek(fd, pos, os.SEEK_DATA)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:  # no data after pos
-            return end, end
-        if exc.errno == errno.EINVAL:  # a filesystem without SEEK_DATA: all data
-            return pos, end
-        raise
-    if start >= end:
-        return end, end
-    return start, min(os.lseek(fd, start, os.SEEK_HOLE), end)
 
 
 def _writeback_starter() -> Callable[[int, int, int], None]:
@@ -139,6 +114,113 @@ def _writeback_starter() -> Callable[[int, int, int], None]:
 
 
 _start_writeback = _writeback_starter()
+
+
+def _temp_image_id(name: str) -> str | None:
+    """The image id of an add's temporary file name, ``.<id>.<12 hex>.partial``; None for
+    any other name."""
+    if not (name.startswith(".") and name.endswith(_TEMP_SUFFIX)):
+        return None
+    image_id, _, token = name[1 : -len(_TEMP_SUFFIX)].rpartition(".")
+    if len(token) != 12 or not is_image_id(image_id):
+        return None
+    return image_id
+
+
+class _TempFile:
+    """An add's temporary file: where it is, the room it holds, how it becomes the image."""
+
+    def __init__(self, store: FilesystemStore, image_id: str, declared: int | None) -> None:
+        self.store = store
+        self.image_id = image_id
+        self.declared = declared
+        self.tried: list[DataDir] = []
+        self.fd = -1
+        self.linked: str | None = None
+        self._open(pick_datadir(store.datadirs, declared or 1, store.label))
+
+    def _open(self, datadir: DataDir) -> None:
+        path = os.path.join(datadir.path, f".{self.image_id}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
+        self.tried.append(datadir)
+        with _os_errors(self.store.label, f"cannot create {path}"):
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        self.datadir, self.path = datadir, path
+        self.space = Reservation(self.fd, self.declared)
+        self.writing = f"writing image {self.image_id} in {datadir.path}"
+
+    def make_room(self, start: int, end: int, sparse: SparseWriter | None) -> None:
+        """Room for the chunk at ``start..end``: reserved here, else in the next data
+        directory with room, where the bytes before ``start`` are moved."""
+        try:
+            self.space.ensure(end)
+            return
+        except OSError as exc:
+            if exc.errno not in NO_SPACE or len(self.tried) == len(self.store.datadirs):
+                with _os_errors(self.store.label, self.writing):
+                    raise
+        datadir = pick_datadir(self.store.datadirs, end, self.store.label, self.tried)
+        old_fd, old_path = self.fd, self.path
+        self._open(datadir)
+        try:
+            with _os_errors(self.store.label, self.writing):
+                self.space.ensure(end)
+                move_file(old_fd, self.fd, start)
+        finally:
+            os.close(old_fd)
+            with contextlib.suppress(OSError):
+                os.unlink(old_path)
+        if sparse:
+            sparse.retarget(self.fd, self.space.punch)
+        LOG.info(
+            "%s: image %s outgrew %s at %d bytes; moved to %s",
+            self.store.label,
+            self.image_id,
+            os.path.dirname(old_path),
+            start,
+            datadir.path,
+        )
+
+    def finish(self, size: int, sparse: SparseWriter | None, durable: bool) -> int:
+        """The file holds the whole image: set its size, settle its last hole, give back
+        the room it does not use, set its mode; the bytes of zeros it wrote as data."""
+        os.ftruncate(self.fd, size)
+        zeros_written = sparse.finish() if sparse else 0
+        self.space.release(size)
+        perm = self.store.conf["filesystem_store_file_perm"]
+        if perm:
+            os.fchmod(self.fd, perm)
+        if durable:
+            os.fsync(self.fd)
+        return zeros_written
+
+    def publish(self, durable: bool) -> str:
+        """Link the file to the image's name (the commit), then drop its temporary name;
+        the image's path. The temporary name outlives the link until the add is done:
+        a second link to an image means its add never returned (gc removes both)."""
+        label = self.store.label
+        fd, self.fd = self.fd, -1
+        os.close(fd)
+        final = os.path.join(self.datadir.path, self.image_id)
+        with commit_lock(self.store.datadirs):
+            self.store._refuse_existing(self.image_id)
+            with _os_errors(label, f"image {self.image_id} at {final}"):
+                os.link(self.path, final)
+                self.linked = final
+        with _os_errors(label, f"image {self.image_id} at {final}"):
+            if durable:
+                _fsync_dir(self.datadir.path)
+            os.unlink(self.path)  # the add is done: from here on, an ordinary image
+        return final
+
+    def discard(self) -> None:
+        """The add failed: remove what it wrote (its image too, if it was linked)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(OSError):
+            if self.linked:
+                os.unlink(self.linked)
+            os.unlink(self.path)
 
 
 class FilesystemStore(Store):
@@ -208,8 +290,8 @@ class FilesystemStore(Store):
                 f"{self.label}: option filesystem_store_datadir is required (the directory "
                 "images are stored in), or filesystem_store_datadirs"
             )
-        entries = _parse_datadirs(several, self.label) if several else [_DataDir(single, 0)]
-        dirs: dict[str, _DataDir] = {}
+        entries = parse_datadirs(several, self.label) if several else [DataDir(single, 0)]
+        dirs: dict[str, DataDir] = {}
         for entry in entries:
             if not os.path.isabs(entry.path):
                 raise ConfigError(
@@ -230,10 +312,8 @@ class FilesystemStore(Store):
                 raise ConfigError(
                     f"{self.label}: data directory {entry.path!r} is listed more than once"
                 )
-            dirs[real] = _DataDir(real, entry.priority)
-        self.datadirs: tuple[_DataDir, ...] = tuple(
-            sorted(dirs.values(), key=lambda d: -d.priority)
-        )
+            dirs[real] = DataDir(real, entry.priority)
+        self.datadirs: tuple[DataDir, ...] = tuple(sorted(dirs.values(), key=lambda d: -d.priority))
 
     @property
     def capabilities(self) -> Capabilities:
@@ -289,22 +369,6 @@ class FilesystemStore(Store):
 
     # -- add -----------------------------------------------------------------------------
 
-    def _pick_datadir(self, needed: int) -> _DataDir:
-        best: list[tuple[int, int, _DataDir]] = []
-        for datadir in self.datadirs:
-            with _os_errors(self.label, f"cannot stat data directory {datadir.path}"):
-                vfs = os.statvfs(datadir.path)
-            best.append((datadir.priority, vfs.f_bavail * vfs.f_frsize, datadir))
-        best.sort(key=lambda item: (-item[0], -item[1]))
-        for _, free, datadir in best:
-            if free >= needed:
-                return datadir
-        most = max(free for _, free, _ in best)
-        raise StorageFull(
-            f"{self.label}: no data directory has {needed} bytes free (at most {most}); "
-            "free space or add a data directory"
-        )
-
     def _existing(self, image_id: str) -> str | None:
         for datadir in self.datadirs:
             path = os.path.join(datadir.path, image_id)
@@ -312,72 +376,54 @@ class FilesystemStore(Store):
                 return path
         return None
 
-    def _add(self, image_id: str, ingest: Ingest) -> str:
+    def _refuse_existing(self, image_id: str) -> None:
         found = self._existing(image_id)
         if found:
             raise AlreadyExists(
                 f"{self.label}: image {image_id} already exists at {self._location(found)}"
             )
-        datadir = self._pick_datadir(ingest.declared_size or 1)  # unknown: any room at all
-        final = os.path.join(datadir.path, image_id)
-        temp = os.path.join(datadir.path, f".{image_id}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
+
+    def _add(self, image_id: str, ingest: Ingest) -> str:
+        self._refuse_existing(image_id)  # early: the commit checks again
+        temp = _TempFile(self, image_id, ingest.declared_size)
         thin = self.conf["filesystem_thin_provisioning"]
-        perm = self.conf["filesystem_store_file_perm"]
         durable = self.conf["filesystem_store_fsync"]
-        linked = False
-        with _os_errors(self.label, f"cannot create {temp}"):
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
-            writing = f"writing image {image_id} in {datadir.path}"
-            sparse = SparseWriter(fd, self.conf["filesystem_thin_min_hole"]) if thin else None
+            sparse = (
+                SparseWriter(temp.fd, self.conf["filesystem_thin_min_hole"], temp.space.punch)
+                if thin
+                else None
+            )
             for chunk in ingest:  # errors of the caller's source propagate unchanged
-                with _os_errors(self.label, writing):
+                temp.make_room(chunk.offset, chunk.end, sparse)
+                with _os_errors(self.label, temp.writing):
                     if sparse:
                         sparse.write(chunk.offset, chunk.data, chunk.zero_extents)
                     else:
-                        pwrite_all(fd, chunk.data, chunk.offset)
+                        pwrite_all(temp.fd, chunk.data, chunk.offset)
                     if durable:
-                        _start_writeback(fd, chunk.offset, len(chunk.data))
-            with _os_errors(self.label, writing):
-                if sparse:
-                    ingest.wrote_zeros(sparse.finish())
-                os.ftruncate(fd, ingest.size)
-                if perm:
-                    os.fchmod(fd, perm)
-                if durable:
-                    os.fsync(fd)
-            fd_to_close, fd = fd, -1
-            os.close(fd_to_close)
-            with _os_errors(self.label, f"image {image_id} at {final}"):
-                os.link(temp, final)
-                linked = True
-                if durable:
-                    _fsync_dir(datadir.path)
+                        _start_writeback(temp.fd, chunk.offset, len(chunk.data))
+            with _os_errors(self.label, temp.writing):
+                ingest.wrote_zeros(temp.finish(ingest.size, sparse, durable))
+            final = temp.publish(durable)
         except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                if linked:  # the directory could not be synced: the add failed, unpublish
-                    os.unlink(final)
-                os.unlink(temp)
+            temp.discard()
             raise
-        try:
-            os.unlink(temp)
-        except OSError as exc:  # the image is stored; the temporary name is an orphan for gc
-            LOG.warning("%s: could not remove %s: %s", self.label, temp, exc.strerror)
         return self._location(final)
 
     # -- orphans -------------------------------------------------------------------------
 
     def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
-        """Temporary files of adds that never finished (the process died mid-add)."""
+        """Temporary files of adds that never returned (the process died mid-add), named by
+        their path; one with a second link is an image its add published but never
+        returned, and goes with it."""
         now = time.time()
         found = []
         for datadir in self.datadirs:
             with _os_errors(self.label, f"listing {datadir.path}"):
                 entries = list(os.scandir(datadir.path))
             for entry in entries:
-                if not (entry.name.startswith(".") and entry.name.endswith(_TEMP_SUFFIX)):
+                if _temp_image_id(entry.name) is None:
                     continue
                 try:
                     info = entry.stat(follow_symlinks=False)
@@ -388,13 +434,30 @@ class FilesystemStore(Store):
         return found
 
     def remove_orphan(self, orphan: Orphan) -> None:
-        name = os.path.basename(orphan.name)
-        if os.path.dirname(orphan.name) not in {d.path for d in self.datadirs} or not (
-            name.startswith(".") and name.endswith(_TEMP_SUFFIX)
-        ):
+        """Remove a temporary file, and the image it is linked to if its add published it
+        (the same inode under the image's name); one already gone is fine."""
+        directory, name = os.path.split(orphan.name)
+        image_id = _temp_image_id(name)
+        if directory not in {d.path for d in self.datadirs} or image_id is None:
             raise BadLocation(f"{self.label}: {orphan.name} is not a temporary file of this store")
+        image = os.path.join(directory, image_id)
         with _os_errors(self.label, f"removing {orphan.name}"):
-            os.unlink(orphan.name)
+            try:
+                info = os.lstat(orphan.name)
+            except FileNotFoundError:
+                return
+            if info.st_nlink > 1:
+                with contextlib.suppress(FileNotFoundError):
+                    published = os.lstat(image)
+                    if (published.st_dev, published.st_ino) == (info.st_dev, info.st_ino):
+                        os.unlink(image)
+                        LOG.info(
+                            "%s: removed %s, published by an add that never returned",
+                            self.label,
+                            self._location(image),
+                        )
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(orphan.name)
 
     # -- get, get_size, delete -----------------------------------------------------------
 
@@ -440,7 +503,7 @@ class FilesystemStore(Store):
             while pos < end:
                 count = min(step, end - pos)
                 if pos >= data_end:
-                    data_start, data_end = _data_region(fd, pos, end)
+                    data_start, data_end = data_region(fd, pos, end)
                 if pos + count <= data_start:
                     yield zeros if count == len(zeros) else zeros[:count]
                 else:

@@ -4,7 +4,8 @@ An add that fails removes its image itself. A process that dies mid-add
 (killed, crashed, its machine lost) cannot: its image stays in the pool and no
 location names it. So an add marks its image with the image-meta key
 ``glance_store_ng.adding`` as soon as it has created it, refreshes the mark's
-value (a POSIX time) at least every :data:`HEARTBEAT` seconds while data
+value (a POSIX time) at least every
+:data:`~glance_store_ng.heartbeat.HEARTBEAT` seconds while data
 arrives, and removes the mark as its very last step, after protecting the
 snapshot. A marked image is therefore one whose add never returned a location,
 and one whose mark is older than the gc threshold made no progress for that
@@ -19,12 +20,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from glance_store_ng.heartbeat import Heartbeat
+
 from .cluster import rbd
 
-__all__ = ["ADDING_KEY", "HEARTBEAT", "AddMark", "mark_time", "marked_images"]
+__all__ = ["ADDING_KEY", "AddMark", "mark_time", "marked_images"]
 
 ADDING_KEY = "glance_store_ng.adding"
-HEARTBEAT = 60.0
 
 
 class AddMark:
@@ -32,15 +34,15 @@ class AddMark:
 
     def __init__(self, image: Any) -> None:
         self.image = image
-        self._set_at = time.monotonic()
-        image.metadata_set(ADDING_KEY, f"{time.time():.3f}")
+        self._set()
+        self._heartbeat = Heartbeat(self._set)
+
+    def _set(self) -> None:
+        self.image.metadata_set(ADDING_KEY, f"{time.time():.3f}")
 
     def beat(self) -> None:
-        """Refresh the mark if the last refresh is :data:`HEARTBEAT` seconds old."""
-        now = time.monotonic()
-        if now - self._set_at >= HEARTBEAT:
-            self.image.metadata_set(ADDING_KEY, f"{time.time():.3f}")
-            self._set_at = now
+        """Refresh the mark if it is due (see the module)."""
+        self._heartbeat.beat()
 
     def remove(self) -> None:
         """The add is complete: the image is an ordinary image from now on."""

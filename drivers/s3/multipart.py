@@ -120,7 +120,8 @@ class S3Upload:
 
     ``md5_hex()`` is the image's md5, known once the data has all been read (None when
     the add does not compute it); ``part_checksum`` is crc32c, crc32, sha256 or md5 (see
-    the module's text).
+    the module's text); ``on_start(upload_id)`` is told of a multipart upload once it is
+    started (the add's mark records it).
     """
 
     def __init__(
@@ -130,6 +131,7 @@ class S3Upload:
         token: str,
         md5_hex: Callable[[], str | None],
         part_checksum: str,
+        on_start: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.client = store.client
@@ -141,6 +143,7 @@ class S3Upload:
         self.crc = part_checksum if part_checksum in CRC_ALGORITHMS else None
         self.content_md5 = part_checksum == "md5"
         self.upload_id: str | None = None
+        self.on_start = on_start
         self._committing = False
 
     # -- one PUT -----------------------------------------------------------------------------
@@ -194,6 +197,8 @@ class S3Upload:
             ),
         )
         self.upload_id = created["UploadId"]
+        if self.on_start:
+            self.on_start(self.upload_id)
         LOG.debug(
             "%s: multipart upload %s of %s started", self.store.label, self.upload_id, self.key
         )

@@ -1,13 +1,28 @@
-"""S3 orphans: the multipart uploads of adds that died mid-upload (kill -9, a crash).
+"""S3 orphans: what adds that died (kill -9, a crash, a lost host) left in the bucket.
 
-The server keeps their parts, and the storage they take, until they are
-aborted; ``glance-store-ng gc`` lists and aborts them through these functions
-(:meth:`S3Store.find_orphans`, :meth:`S3Store.remove_orphan`). An orphan's
-name is ``s3://host/bucket/<id>?uploadId=<upload id>``.
+Two kinds, both listed and removed by ``glance-store-ng gc`` through these
+functions (:meth:`S3Store.find_orphans`, :meth:`S3Store.remove_orphan`):
+
+- **Dead adds**, found by their mark. An add puts a small object, its mark
+  (:class:`AddMark`, ``.glance-store-ng-adding/<id>/<token>``), before it writes
+  anything; refreshes it while its data flows (at most
+  :data:`~glance_store_ng.heartbeat.HEARTBEAT` seconds apart); records in it the id
+  of its multipart upload once it starts one; and deletes it as its very last
+  step, once the image is complete (an add that cannot delete its mark fails and
+  removes its image). So an image whose add returned has no mark, and a mark that
+  aged ``older_than`` belongs to an add that died: if the image carries the add's
+  token (its objects' ``glance-store-ng-add`` metadata) that add completed it but
+  never returned its location, else it left at most a pending upload. gc removes
+  either, then the mark. Named ``s3://host/bucket/<id>?adding=<token>``.
+- **Abandoned multipart uploads** no mark records (a lost answer to the request
+  that started one, an add of an older version): named
+  ``s3://host/bucket/<id>?uploadId=<upload id>``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import time
@@ -17,21 +32,90 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from glance_store_ng.errors import BadLocation, NotFound
+from glance_store_ng.heartbeat import Heartbeat
 from glance_store_ng.locations import mask_uri
 from glance_store_ng.store import Orphan, is_image_id
 
-from .multipart import abort_upload
+from .multipart import ADD_TOKEN, abort_upload
 
 if TYPE_CHECKING:
     from .store import S3Store
 
-__all__ = ["abort_abandoned_upload", "find_abandoned_uploads"]
+__all__ = ["MARK_PREFIX", "AddMark", "find_orphans", "remove_orphan"]
 
 LOG = logging.getLogger("glance_store_ng.drivers.s3")
 
 #: Between the image's URI and the upload id in an orphan's name (as S3's API addresses it).
 UPLOAD_ID_QUERY = "?uploadId="
+#: Where marks are kept in the bucket: not an image id (which starts with a letter or digit).
+MARK_PREFIX = ".glance-store-ng-adding/"
+#: Between the image's URI and the add's token in a dead add's name.
+ADDING_QUERY = "?adding="
+_TOKEN = re.compile(r"[0-9a-f]{32}")
 _UPLOAD_ID = re.compile(r"[!-~]{1,1024}")  # printable ASCII, no spaces: prints and parses whole
+
+
+class AddMark:
+    """The mark of the add of ``key`` by the add holding ``token`` (see the module)."""
+
+    def __init__(self, store: S3Store, key: str, token: str) -> None:
+        self.store = store
+        self.key = key
+        self.name = f"{MARK_PREFIX}{key}/{token}"
+        self.upload_id: str | None = None
+        self.heartbeat = Heartbeat(self.put)
+
+    def put(self) -> None:
+        """Write (or refresh) the mark."""
+        body = json.dumps({"upload": self.upload_id}).encode()
+        self.store.bucket_call(
+            f"marking the add of {self.store.uri_of(self.key)}",
+            lambda: self.store.client.put_object(
+                Bucket=self.store.bucket, Key=self.name, Body=body
+            ),
+        )
+
+    def record_upload(self, upload_id: str) -> None:
+        """The add started multipart upload ``upload_id``: gc aborts it if the add dies."""
+        self.upload_id = upload_id
+        self.put()
+
+    def remove(self) -> None:
+        """The add is done: delete the mark (an error here fails the add)."""
+        self.store.call(
+            f"removing the mark of the add of {self.store.uri_of(self.key)}",
+            lambda: self.store.client.delete_object(Bucket=self.store.bucket, Key=self.name),
+        )
+
+    def remove_quietly(self) -> None:
+        """The add failed and removed its work: delete the mark; log, never raise."""
+        try:
+            self.remove()
+        except Exception as exc:
+            LOG.warning(
+                "%s: could not remove the mark %s of a failed add (gc removes it): %s",
+                self.store.label,
+                self.name,
+                self.store.context.scrub(str(exc)),
+            )
+
+
+def find_orphans(store: S3Store, older_than: float) -> list[Orphan]:
+    """Dead adds, then abandoned uploads no mark records (see the module)."""
+    dead, marked_uploads = _find_dead_adds(store, older_than)
+    return dead + [
+        orphan
+        for orphan in _find_abandoned_uploads(store, older_than)
+        if _parse_orphan_name(store, orphan.name)[1] not in marked_uploads
+    ]
+
+
+def remove_orphan(store: S3Store, orphan: Orphan) -> None:
+    """Remove what :func:`find_orphans` listed; one already gone is fine."""
+    if ADDING_QUERY in orphan.name:
+        _remove_dead_add(store, orphan)
+    else:
+        _abort_abandoned_upload(store, orphan)
 
 
 def _server_time(answer: dict[str, Any]) -> float:
@@ -47,7 +131,7 @@ def _server_time(answer: dict[str, Any]) -> float:
         return time.time()
 
 
-def find_abandoned_uploads(store: S3Store, older_than: float) -> list[Orphan]:
+def _find_abandoned_uploads(store: S3Store, older_than: float) -> list[Orphan]:
     """Multipart uploads of adds that died mid-upload (kill -9, a crash, a lost host).
 
     The server keeps their parts, and the storage they take, until they are
@@ -75,7 +159,7 @@ def find_abandoned_uploads(store: S3Store, older_than: float) -> list[Orphan]:
     return found
 
 
-def abort_abandoned_upload(store: S3Store, orphan: Orphan) -> None:
+def _abort_abandoned_upload(store: S3Store, orphan: Orphan) -> None:
     """Abort the multipart upload ``orphan`` names; one already gone is fine."""
     key, upload_id = _parse_orphan_name(store, orphan.name)
     store.call(
@@ -90,7 +174,7 @@ def _orphan_name(store: S3Store, key: str, upload_id: str) -> str:
 
 
 def _parse_orphan_name(store: S3Store, name: str) -> tuple[str, str]:
-    """``(key, upload id)`` from a name :func:`find_abandoned_uploads` gives; else BadLocation."""
+    """``(key, upload id)`` from a name :func:`_find_abandoned_uploads` gives; else BadLocation."""
     prefix = store.uri_of("")
     key, query, upload_id = name.removeprefix(prefix).partition(UPLOAD_ID_QUERY)
     if not (
@@ -144,3 +228,108 @@ def _parts(store: S3Store, key: str, upload_id: str) -> tuple[int, float]:
         if not (page.get("IsTruncated") and parts):
             return size, last
         marker = int(page.get("NextPartNumberMarker") or parts[-1]["PartNumber"])
+
+
+def _find_dead_adds(store: S3Store, older_than: float) -> tuple[list[Orphan], set[str]]:
+    """The orphans of adds whose mark is at least ``older_than`` seconds old (by the
+    server's clock), and the ids of every upload a mark records (a running add's too:
+    those uploads are not orphans of their own)."""
+    found: list[Orphan] = []
+    marked_uploads: set[str] = set()
+    marks, now = _marks(store)
+    for mark in marks:
+        parsed = _parse_mark_key(mark["Key"])
+        if parsed is None:
+            continue
+        key, token = parsed
+        try:
+            upload_id = _recorded_upload(store, mark["Key"])
+        except NotFound:
+            continue  # its add finished meanwhile
+        if upload_id:
+            marked_uploads.add(upload_id)
+        age = max(0.0, now - mark["LastModified"].timestamp())
+        if age < older_than:
+            continue
+        size = 0
+        head = store.head(key, f"checking {store.uri_of(key)}")
+        if head is not None and head.get("Metadata", {}).get(ADD_TOKEN) == token:
+            size = int(head["ContentLength"])  # complete, its location never returned
+        elif upload_id:
+            with contextlib.suppress(NotFound):  # else completed or aborted meanwhile
+                size = _parts(store, key, upload_id)[0]
+        found.append(Orphan(f"{store.uri_of(key)}{ADDING_QUERY}{token}", size, age))
+    return found, marked_uploads
+
+
+def _remove_dead_add(store: S3Store, orphan: Orphan) -> None:
+    """Remove what the dead add ``orphan`` names left: its image (only if the image carries
+    its token), its pending upload, its mark. One already gone is fine."""
+    key, token = _parse_dead_add_name(store, orphan.name)
+    mark = f"{MARK_PREFIX}{key}/{token}"
+    try:
+        upload_id = _recorded_upload(store, mark)
+    except NotFound:
+        return
+    if store.is_ours(key, token):
+        store.call(
+            f"removing {store.uri_of(key)}",
+            lambda: store.client.delete_object(Bucket=store.bucket, Key=key),
+        )
+        LOG.info("%s: removed %s, completed by an add that never returned", store.label, key)
+    if upload_id:
+        store.call(
+            f"aborting the upload {upload_id} of {store.uri_of(key)}",
+            lambda: abort_upload(store.client, store.bucket, key, upload_id),
+        )
+    store.call(
+        f"removing the mark {mark}",
+        lambda: store.client.delete_object(Bucket=store.bucket, Key=mark),
+    )
+
+
+def _marks(store: S3Store) -> tuple[list[dict[str, Any]], float]:
+    """Every mark in the bucket, and the server's time."""
+    what = f"listing the marks of adds in bucket {store.bucket}"
+    found: list[dict[str, Any]] = []
+    token: dict[str, str] = {}
+    while True:
+        page = store.call(
+            what,
+            partial(store.client.list_objects_v2, Bucket=store.bucket, Prefix=MARK_PREFIX, **token),
+        )
+        found += page.get("Contents", [])
+        if not page.get("IsTruncated"):
+            return found, _server_time(page)
+        token = {"ContinuationToken": page["NextContinuationToken"]}
+
+
+def _parse_mark_key(name: str) -> tuple[str, str] | None:
+    key, _, token = name.removeprefix(MARK_PREFIX).rpartition("/")
+    if not (name.startswith(MARK_PREFIX) and is_image_id(key) and _TOKEN.fullmatch(token)):
+        return None
+    return key, token
+
+
+def _recorded_upload(store: S3Store, mark: str) -> str | None:
+    """The upload id a mark records (None: none yet); NotFound if the mark is gone."""
+    answer = store.call(
+        f"reading the mark {mark}",
+        lambda: store.client.get_object(Bucket=store.bucket, Key=mark),
+    )
+    try:
+        upload_id = json.loads(answer["Body"].read()).get("upload")
+    except (ValueError, AttributeError):
+        return None
+    return upload_id if isinstance(upload_id, str) else None
+
+
+def _parse_dead_add_name(store: S3Store, name: str) -> tuple[str, str]:
+    prefix = store.uri_of("")
+    key, query, token = name.removeprefix(prefix).partition(ADDING_QUERY)
+    if not (name.startswith(prefix) and query and is_image_id(key) and _TOKEN.fullmatch(token)):
+        raise BadLocation(
+            f"{store.label}: {store.context.scrub(mask_uri(name))} is not an add of this "
+            f"store (expected {prefix}<id>{ADDING_QUERY}<token>)"
+        )
+    return key, token

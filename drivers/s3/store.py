@@ -343,8 +343,16 @@ class S3Store(Store):
             raise AlreadyExists(f"{self.label}: image {image_id} already exists at {uri}")
         declared = ingest.declared_size
         single = declared is not None and declared < self.large_object_size
+        token = secrets.token_hex(16)
+        mark = orphans.AddMark(self, key, token)
+        mark.put()  # before any byte: gc finds this add if it dies (orphans.py)
         upload = S3Upload(
-            self, key, secrets.token_hex(16), lambda: ingest.checksum, self.resolve_part_checksum()
+            self,
+            key,
+            token,
+            lambda: ingest.checksum,
+            self.resolve_part_checksum(),
+            on_start=mark.record_upload,
         )
         writer = PartWriter(
             upload,
@@ -354,7 +362,13 @@ class S3Store(Store):
             label=f"{self.label}: {uri}",
             first_size=declared if single else None,
         )
-        writer.write(ingest)  # errors of the caller's source propagate unchanged
+        try:
+            writer.write(mark.heartbeat.beating(ingest))  # the source's errors as they come
+            mark.remove()  # the add is done: an ordinary image from here on
+        except BaseException:
+            self.remove_if_ours(key, token)  # complete, but its mark could not go
+            mark.remove_quietly()
+            raise
         return uri
 
     def remove_if_ours(self, key: str, token: str) -> None:
@@ -376,13 +390,15 @@ class S3Store(Store):
     # -- orphans: multipart uploads that no add will complete or abort (orphans.py) ---------
 
     def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
-        """Multipart uploads of adds that died mid-upload, idle for ``older_than`` seconds
-        by the server's clock; named ``s3://host/bucket/<id>?uploadId=<upload id>``."""
-        return orphans.find_abandoned_uploads(self, older_than)
+        """What adds that died left, idle for ``older_than`` seconds by the server's clock
+        (orphans.py): ``s3://host/bucket/<id>?adding=<token>`` for an add found by its mark
+        (its pending upload, or the image it completed without returning it), and
+        ``s3://host/bucket/<id>?uploadId=<upload id>`` for an upload no mark records."""
+        return orphans.find_orphans(self, older_than)
 
     def remove_orphan(self, orphan: Orphan) -> None:
-        """Abort the multipart upload ``orphan`` names; one already gone is fine."""
-        orphans.abort_abandoned_upload(self, orphan)
+        """Remove what ``orphan`` names; one already gone is fine."""
+        orphans.remove_orphan(self, orphan)
 
     # -- get, get_size, delete -----------------------------------------------------------
 

@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
@@ -36,6 +35,7 @@ from glance_store_ng.errors import AlreadyExists, ChecksumMismatch, Retry, Store
 from .account import Account
 
 __all__ = [
+    "ADD_TOKEN_HEADER",
     "SwiftUpload",
     "check_etag",
     "delete_object",
@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 LOG = logging.getLogger("glance_store_ng.swift")
+
+#: The image object's (or manifest's) metadata naming the add that wrote it (its token).
+ADD_TOKEN_HEADER = "X-Object-Meta-Glance-Store-Ng-Add"
 
 DEFAULT_MAX_MANIFEST_SEGMENTS = 1000
 
@@ -119,7 +122,8 @@ def check_etag(account: Account, path: str, resp: Any, md5: str, label: str) -> 
 class SwiftUpload:
     """The upload of image ``image_id`` into ``container``: one object, or an SLO.
 
-    ``md5_hex()`` is the image's md5, known once the data has all been read.
+    ``md5_hex()`` is the image's md5, known once the data has all been read. ``token``
+    (16 hex digits) names the upload: its segments' prefix, the image's metadata.
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class SwiftUpload:
         md5_hex: Callable[[], str],
         max_manifest_segments: int,
         label: str,
+        token: str,
     ) -> None:
         self.account = account
         self.container = container
@@ -138,7 +143,8 @@ class SwiftUpload:
         self.path = f"{container}/{image_id}"
         self.md5_hex = md5_hex
         self.segments = segment_container(container)
-        self.prefix = f"{image_id}/{secrets.token_hex(8)}/"
+        self.token = token
+        self.prefix = f"{image_id}/{token}/"
         self.max_manifest_segments = max_manifest_segments
         self.label = label
         self._committing = False
@@ -146,7 +152,7 @@ class SwiftUpload:
     def write_once(self, data: memoryview) -> None:
         """One PUT of the whole image, with its md5 as ETag (Swift checks it: 422 if not)."""
         md5 = self.md5_hex()
-        headers = {"ETag": md5, "Content-Length": str(len(data))}
+        headers = {"ETag": md5, "Content-Length": str(len(data)), ADD_TOKEN_HEADER: self.token}
         resp = put_object(self.account, self.path, headers, data if len(data) else b"", self.label)
         check_etag(self.account, self.path, resp, md5, self.label)
 
@@ -210,7 +216,7 @@ class SwiftUpload:
                 what=what,
                 allow=(400, 409, 412, 422),
                 query="multipart-manifest=put",
-                headers={**headers, "If-None-Match": "*"},
+                headers={**headers, "If-None-Match": "*", ADD_TOKEN_HEADER: self.token},
                 data=body,
             )
         else:  # a sub-manifest: a name of this upload's own, the same PUT twice is harmless

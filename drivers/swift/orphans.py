@@ -1,17 +1,24 @@
-"""Segments that interrupted Static Large Object uploads left behind: found and removed by gc.
+"""What Swift adds that died (killed, crashed, their machine lost) left: found and removed
+by gc.
 
-An add that fails removes its own segments (``SwiftUpload.abort``). A
-process that dies mid-add (killed, crashed, its machine lost) cannot: its
-segments stay in ``<container>_segments`` under the upload's prefix
-``<image id>/<16 hex digits>/``, and no manifest lists them. Such an upload
-prefix is an *orphan* when the image's manifest does not reference it and
-its newest segment is at least ``older_than`` seconds old: a running add
-writes a segment every chunk, so its prefix always has a recent one.
+An add that fails removes its own work (``SwiftUpload.abort``). A process that
+dies mid-add cannot. Each add works under an upload prefix of its own,
+``<image id>/<16 hex digits>/`` in ``<container>_segments``: its segments, and
+its *mark* (:class:`AddMark`), an empty object ``<prefix>adding`` it puts before
+anything else, refreshes while its data flows (at most
+:data:`~glance_store_ng.heartbeat.HEARTBEAT` seconds apart) and deletes as its
+very last step, once the image is complete (an add that cannot delete its mark
+fails and removes its image). The image (object or SLO manifest) carries the
+add's token in ``X-Object-Meta-Glance-Store-Ng-Add``.
 
-The check is made again just before removal, so an upload whose manifest
-landed meanwhile is never touched. Only names this driver writes are
-considered: other objects in a segment container (glance_store's DLO
-segments live in the image container itself) are left alone.
+An upload prefix is an *orphan* once its newest object is ``older_than`` seconds
+old and either it holds a mark (the add died: if the image carries its token,
+the add completed the image but never returned its location, and gc removes
+the image too) or, for an add of an older version that wrote no mark, the
+image's manifest does not reference it. An image whose add returned has no mark
+and is never touched. The check is made again just before removal. Only names
+this driver writes are considered: other objects in a segment container
+(glance_store's DLO segments live in the image container itself) are left alone.
 """
 
 from __future__ import annotations
@@ -23,18 +30,52 @@ from datetime import datetime, timezone
 from typing import Any
 
 from glance_store_ng.errors import BadLocation, InUse
+from glance_store_ng.heartbeat import Heartbeat
 from glance_store_ng.store import IMAGE_ID_PATTERN, Orphan
 
 from .account import Account
-from .large_objects import delete_quietly, list_entries, segment_container
-
-__all__ = ["find_orphan_uploads", "remove_orphan_upload", "segment_containers"]
-
-#: ``<image id>/<upload token>/`` then a segment number or a sub-manifest name.
-_SEGMENT = re.compile(
-    rf"(?P<upload>(?P<image>{IMAGE_ID_PATTERN})/[0-9a-f]{{16}}/)(?:\d{{8}}|manifest-\d{{6}})"
+from .large_objects import (
+    ADD_TOKEN_HEADER,
+    delete_object,
+    delete_quietly,
+    list_entries,
+    segment_container,
 )
-_UPLOAD = re.compile(rf"(?P<image>{IMAGE_ID_PATTERN})/[0-9a-f]{{16}}/")
+
+__all__ = ["AddMark", "find_orphan_uploads", "remove_orphan_upload", "segment_containers"]
+
+#: The name of an add's mark under its upload prefix.
+MARK = "adding"
+#: ``<image id>/<upload token>/`` then a segment number, a sub-manifest name or the mark.
+_SEGMENT = re.compile(
+    rf"(?P<upload>(?P<image>{IMAGE_ID_PATTERN})/(?P<token>[0-9a-f]{{16}})/)"
+    rf"(?:\d{{8}}|manifest-\d{{6}}|{MARK})"
+)
+_UPLOAD = re.compile(rf"(?P<image>{IMAGE_ID_PATTERN})/(?P<token>[0-9a-f]{{16}})/")
+
+
+class AddMark:
+    """The mark of an add in progress: ``<segments>/<image id>/<token>/adding``."""
+
+    def __init__(self, account: Account, segments: str, image_id: str, token: str) -> None:
+        self.account = account
+        self.path = f"{segments}/{image_id}/{token}/{MARK}"
+        self.heartbeat = Heartbeat(self.put)
+
+    def put(self) -> None:
+        """Write (or refresh) the mark."""
+        self.account.request(
+            "PUT",
+            self.path,
+            what=f"writing the mark {self.path}",
+            retry=True,
+            headers={"Content-Length": "0"},
+            data=b"",
+        )
+
+    def remove(self) -> None:
+        """The add is done: delete the mark (an error here fails the add)."""
+        delete_quietly(self.account, self.path, f"removing the mark {self.path}")
 
 
 def segment_containers(account: Account, container: str, spread: bool) -> list[str]:
@@ -54,7 +95,8 @@ def find_orphan_uploads(
     account: Account, segments: str, older_than: float, label: str
 ) -> list[Orphan]:
     """The orphan upload prefixes in the segment container ``segments``, as Orphans named
-    ``<segments>/<image id>/<token>/``, sized by their segments' bytes."""
+    ``<segments>/<image id>/<token>/``, sized by their segments' bytes (or by the image,
+    for an add that completed it)."""
     entries = list_entries(account, segments)
     uploads: dict[str, dict[str, Any]] = {}
     for entry in entries:
@@ -62,10 +104,13 @@ def find_orphan_uploads(
         if not match:
             continue
         upload = uploads.setdefault(
-            match["upload"], {"image": match["image"], "bytes": 0, "newest": 0.0}
-        )
+            match["upload"],
+            {"image": match["image"], "token": match["token"], "bytes": 0, "newest": 0.0,
+             "marked": False},
+        )  # fmt: skip
         upload["bytes"] += int(entry.get("bytes", 0))
         upload["newest"] = max(upload["newest"], _timestamp(entry["last_modified"]))
+        upload["marked"] = upload["marked"] or entry["name"].endswith(f"/{MARK}")
     now = time.time()
     container = segments.removesuffix("_segments")
     found = []
@@ -74,27 +119,48 @@ def find_orphan_uploads(
         age = max(0.0, now - upload["newest"])
         if age < older_than:
             continue
-        image = upload["image"]
-        if image not in referenced:
-            referenced[image] = _referenced_uploads(account, container, image, label)
-        if prefix not in referenced[image]:
-            found.append(Orphan(f"{segments}/{prefix}", upload["bytes"], age))
+        image, size = upload["image"], upload["bytes"]
+        if upload["marked"]:  # a dead add
+            completed = _image_of_add(account, f"{container}/{image}", upload["token"])
+            if completed is not None:
+                size = max(size, completed)
+        else:
+            if image not in referenced:
+                referenced[image] = _referenced_uploads(account, container, image, label)
+            if prefix in referenced[image]:
+                continue
+        found.append(Orphan(f"{segments}/{prefix}", size, age))
     return found
 
 
 def remove_orphan_upload(account: Account, segments: str, name: str, label: str) -> None:
     """Delete every object of the orphan upload ``name`` (``<segments>/<image>/<token>/``)
-    in ``segments``; InUse if its image's manifest references it after all."""
+    in ``segments``, and the image if that upload's add completed it (it has a mark, the
+    image its token); InUse if an unmarked upload's segments are an image's after all."""
     prefix = name.removeprefix(f"{segments}/")
     match = _UPLOAD.fullmatch(prefix)
     if prefix == name or not match:
         raise BadLocation(f"{label}: {name} is not an upload of this store's segments")
     container = segments.removesuffix("_segments")
-    if prefix in _referenced_uploads(account, container, match["image"], label):
-        raise InUse(f"{label}: {name} holds the segments of {container}/{match['image']}")
-    for entry in list_entries(account, segments, prefix):
-        path = f"{segments}/{entry['name']}"
+    image = f"{container}/{match['image']}"
+    objects = [entry["name"] for entry in list_entries(account, segments, prefix)]
+    mark = f"{prefix}{MARK}"
+    if mark in objects:
+        if _image_of_add(account, image, match["token"]) is not None:
+            delete_object(account, image, label)  # an SLO's segments with it
+    elif prefix in _referenced_uploads(account, container, match["image"], label):
+        raise InUse(f"{label}: {name} holds the segments of {image}")
+    for object_name in sorted(objects, key=lambda n: n == mark):  # the mark last
+        path = f"{segments}/{object_name}"
         delete_quietly(account, path, f"removing the orphan segment {path}")
+
+
+def _image_of_add(account: Account, path: str, token: str) -> int | None:
+    """The size of the image at ``path`` if the add holding ``token`` wrote it, else None."""
+    head = account.request("HEAD", path, what=f"checking {path}", allow=(404,))
+    if head.status_code == 404 or head.headers.get(ADD_TOKEN_HEADER) != token:
+        return None
+    return int(head.headers.get("Content-Length", 0))
 
 
 def _referenced_uploads(account: Account, container: str, image: str, label: str) -> set[str]:

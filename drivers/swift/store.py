@@ -32,6 +32,7 @@ import configparser
 import contextlib
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -45,7 +46,7 @@ from glance_store_ng.errors import (
 )
 from glance_store_ng.locations import Location, has_userinfo, mask_url
 from glance_store_ng.part_writer import PartWriter
-from glance_store_ng.pipeline import Ingest
+from glance_store_ng.pipeline import Chunk, Ingest
 from glance_store_ng.reader import ImageReader
 from glance_store_ng.retry import RetryPolicy
 from glance_store_ng.store import Capabilities, Orphan, Store, is_image_id
@@ -53,15 +54,17 @@ from glance_store_ng.units import MiB
 
 from .account import Account, ConnectionSettings, Credentials
 from .large_objects import (
+    ADD_TOKEN_HEADER,
     DEFAULT_MAX_MANIFEST_SEGMENTS,
     SwiftUpload,
     check_etag,
     delete_object,
     put_object,
+    segment_container,
 )
 from .locations import SCHEMES, SwiftLocation, parse_swift_location, strip_scheme
 from .options import OPTIONS
-from .orphans import find_orphan_uploads, remove_orphan_upload, segment_containers
+from .orphans import AddMark, find_orphan_uploads, remove_orphan_upload, segment_containers
 from .reader import object_size, open_object
 
 __all__ = ["SwiftStore"]
@@ -304,10 +307,36 @@ class SwiftStore(Store):
         head = self.account.request("HEAD", path, what=f"checking {path}", allow=(404,))
         if head.status_code != 404:
             raise AlreadyExists(f"{self.label}: image {image_id} already exists at {location}")
+        token = secrets.token_hex(8)
+        segments = segment_container(container)
+        self._prepare_segment_container(segments)
+        mark = AddMark(self.account, segments, image_id, token)
+        mark.put()  # before any byte: gc finds this add if it dies (orphans.py)
+        try:
+            self._write(container, image_id, mark.heartbeat.beating(ingest), ingest, token)
+            mark.remove()  # the add is done: an ordinary image from here on
+        except BaseException:
+            self._remove_if_ours(path, token)  # complete, but its mark could not go
+            with contextlib.suppress(Exception):  # else gc removes it
+                mark.remove()
+            raise
+        return location
+
+    def _write(
+        self,
+        container: str,
+        image_id: str,
+        chunks: Iterator[Chunk],
+        ingest: Ingest,
+        token: str,
+    ) -> None:
+        """Store the image: one streamed PUT when its size is known and small enough,
+        else an SLO; both carry the add's ``token``."""
+        path = f"{container}/{image_id}"
         declared = ingest.declared_size
         if declared is not None and declared <= self.large_object_size:
-            self._put_stream(path, ingest, declared)
-            return location
+            self._put_stream(path, chunks, ingest, declared, token)
+            return
         upload = SwiftUpload(
             self.account,
             container,
@@ -315,6 +344,7 @@ class SwiftStore(Store):
             md5_hex=lambda: ingest.checksum,
             max_manifest_segments=self._max_segments(),
             label=self.label,
+            token=token,
         )
         segment_size = self.segment_size
         writer = PartWriter(
@@ -326,10 +356,28 @@ class SwiftStore(Store):
             first_size=declared if declared is not None and declared < segment_size else None,
             one_shot_limit=self.single_put_limit,
         )
-        writer.write(ingest)  # errors of the caller's source propagate unchanged
-        return location
+        writer.write(chunks)  # errors of the caller's source propagate unchanged
 
-    def _put_stream(self, path: str, ingest: Ingest, size: int) -> None:
+    def _prepare_segment_container(self, segments: str) -> None:
+        """The segment container holds the add's mark (and its segments): made once."""
+        if segments not in self._ready_containers:
+            what = f"creating segment container {segments}"
+            self.account.request("PUT", segments, what=what, retry=True)
+            self._ready_containers.add(segments)
+
+    def _remove_if_ours(self, path: str, token: str) -> None:
+        """Delete the image at ``path`` if the add holding ``token`` wrote it; log, never raise."""
+        try:
+            head = self.account.request("HEAD", path, what=f"checking {path}", allow=(404,))
+            if head.status_code != 404 and head.headers.get(ADD_TOKEN_HEADER) == token:
+                delete_object(self.account, path, self.label)
+        except Exception as exc:  # the add's own error is the one to report
+            LOG.error("%s: could not check or remove %s after a failed add: %s",
+                      self.label, path, exc)  # fmt: skip
+
+    def _put_stream(
+        self, path: str, chunks: Iterator[Chunk], ingest: Ingest, size: int, token: str
+    ) -> None:
         """One PUT of ``size`` bytes streamed from the ingest's chunks; then its md5 checked.
 
         The body has a Content-Length, so a body cut short (a source error, a
@@ -337,9 +385,9 @@ class SwiftStore(Store):
         The md5 is the pipeline's, final once the stream ends: it is compared
         with the ETag Swift computed, and a mismatch deletes the object.
         """
-        body = _StreamedBody(ingest, size)
+        body = _StreamedBody(chunks, size, ingest.label)
         try:
-            resp = put_object(self.account, path, {}, body, self.label)
+            resp = put_object(self.account, path, {ADD_TOKEN_HEADER: token}, body, self.label)
         except _BodyFailed:
             resp = None
         if resp is None:
@@ -423,9 +471,10 @@ class _StreamedBody:
     place, which stops the body short of its length.
     """
 
-    def __init__(self, ingest: Ingest, size: int) -> None:
-        self._ingest = ingest
+    def __init__(self, chunks: Iterator[Chunk], size: int, label: str) -> None:
+        self._chunks = chunks
         self._size = size
+        self._label = label
         self._started = False
         self.error: BaseException | None = None
 
@@ -435,12 +484,12 @@ class _StreamedBody:
     def __iter__(self) -> Iterator[memoryview]:
         if self._started:  # a 401, then a new token: the data cannot be sent twice
             self.error = BackendUnavailable(
-                f"{self._ingest.label}: Swift refused the token while the image was being "
+                f"{self._label}: Swift refused the token while the image was being "
                 "sent; nothing was stored"
             )
             raise _BodyFailed
         self._started = True
-        chunks = iter(self._ingest)
+        chunks = iter(self._chunks)
         try:
             for chunk in chunks:
                 yield chunk.data

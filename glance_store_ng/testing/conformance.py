@@ -131,6 +131,10 @@ class StoreFixture:
         default."""
         return [location]
 
+    #: Where an add is once its image is complete, before it returns: ``("module:Name.attr",
+    #: "before" or "after")``; OrphanTests kills an add there (instead of calling it, or once
+    #: it returned) to check that gc finds the image no location was returned for.
+    commit_kill_point: ClassVar[tuple[str, str] | None] = None
     #: Options of the stores whose adds are killed: parts, segments or objects small enough
     #: that ``orphan_sent`` bytes leave some written.
     orphan_options: ClassVar[dict[str, Any]] = {}

@@ -74,6 +74,34 @@ print(json.dumps({"location": result.location, "size": result.size,
 """
 
 
+# An add run in another process and killed once its image is complete, before it returns:
+# ``target`` ("module:Qualified.name", something the driver's add calls at that point) is
+# replaced by a function that kills the process, "before" calling it or "after".
+_ADD_KILLED_AT_COMMIT = """
+import importlib, json, os, signal, sys
+from glance_store_ng import open_store
+
+driver, options, image_id, size, target, when = json.loads(sys.argv[1])
+module_name, _, qualified = target.partition(":")
+owner = importlib.import_module(module_name)
+*path, name = qualified.split(".")
+for part in path:
+    owner = getattr(owner, part)
+original = getattr(owner, name)
+
+def die(*args, **kwargs):
+    if when == "after":
+        original(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+setattr(owner, name, die)
+store = open_store(driver, options)
+data = bytes(range(256)) * (size // 256)
+store.add(image_id, iter([data[i : i + (1 << 20)] for i in range(0, size, 1 << 20)]))
+print("the add returned", flush=True)
+"""
+
+
 class _Add:
     """An add running in another process (see ``_ADD``), stalled once its source gave
     ``sent`` bytes."""
@@ -272,6 +300,54 @@ class OrphanTests:
         assert [(o["name"], o["error"]) for o in removed] == [(left.name, None)]
         assert fixture.backend_listing(store) == before
         assert gc("--older-than", "0") == []
+
+    def test_add_killed_once_its_image_is_complete_is_found_then_removed(
+        self, make_store: Callable[..., Store]
+    ) -> None:
+        """Killed after the backend made the image whole but before add returned its location:
+        the image is whole or absent (never partial), its id taken, and gc removes it, then
+        the id is free."""
+        fixture: Any = self
+        if fixture.commit_kill_point is None:
+            pytest.fail(
+                "OrphanTests needs the fixture class's commit_kill_point: where an add is once "
+                "its image is complete ('module:Qualified.name', 'before' or 'after')"
+            )
+        store = make_store(**fixture.orphan_options)
+        kept_id = new_id()
+        kept = store.add(kept_id, b"a complete image")
+        before = fixture.backend_listing(store)
+        image_id, size = new_id(), fixture.orphan_sent
+        driver, options = fixture.open_store_args(**fixture.orphan_options)
+        target, when = fixture.commit_kill_point
+        done = subprocess.run(
+            script_command(
+                _ADD_KILLED_AT_COMMIT, json.dumps([driver, options, image_id, size, target, when])
+            ),
+            capture_output=True,
+            timeout=_PATIENCE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        )
+        assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
+        location = _location_of(kept.location, kept_id, image_id)
+        data = bytes(range(256)) * (size // 256)
+        with contextlib.suppress(errors.NotFound):  # absent until the add's commit, or whole
+            assert _read(store, location) == data
+        with pytest.raises(errors.AlreadyExists):
+            store.add(image_id, b"retry")
+
+        [orphan] = store.find_orphans(older_than=0)
+        assert image_id in orphan.name and orphan.size == size
+        fixture.release_killed_add(store, orphan)
+        store.remove_orphan(orphan)
+        assert store.find_orphans(older_than=0) == []
+        self._assert_not_an_image(store, location)
+        assert fixture.backend_listing(store) == before
+        assert _read(store, kept.location) == b"a complete image"  # untouched
+        result = store.add(image_id, b"retry")  # the id is free again
+        assert result.location == location and _read(store, location) == b"retry"
+        store.delete(location)
+        store.delete(kept.location)
 
     def test_running_add_is_left_alone_and_a_completed_one_leaves_nothing(
         self, make_store: Callable[..., Store]

@@ -45,6 +45,8 @@ class FilesystemFixture(StoreFixture):
         finally:
             os.close(fd)
 
+    commit_kill_point = ("os:link", "after")  # the link publishes the image
+
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
         """The add's temporary file, ``.<image id>.<random>.partial`` beside the images."""
         found = [

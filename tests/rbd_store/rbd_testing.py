@@ -97,6 +97,8 @@ class RbdFixture(StoreFixture):
         """The location, and glance_store's legacy short form ``rbd://IMAGE``."""
         return [location, "rbd://" + location.split("/")[-2]]
 
+    commit_kill_point = ("glance_store_ng.drivers.rbd.orphans:AddMark.remove", "before")
+
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
         """The add's image, ``pool/namespace/<id>``, sized by its allocated bytes, while it
         carries the add's mark (image-meta ``glance_store_ng.adding``); a complete image

@@ -240,22 +240,29 @@ class S3Fixture(StoreFixture):
         body[offset] ^= 0x10
         client.put_object(Bucket=store.bucket, Key=key, Body=bytes(body))
 
+    commit_kill_point = ("glance_store_ng.drivers.s3.orphans:AddMark.remove", "before")
+
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
-        """The add's pending multipart upload, ``s3://host/bucket/<id>?uploadId=<upload id>``,
-        sized by its parts (S3 shows no upload before the add started one, nor after it
-        completed it)."""
-        uploads = [u for u in self.server.pending_uploads(store.bucket) if u["Key"] == image_id]
-        if not uploads:
+        """The add, found by its mark ``.glance-store-ng-adding/<id>/<token>``, named
+        ``s3://host/bucket/<id>?adding=<token>``, sized by the parts of its pending multipart
+        upload (0 before it started one); None once it completed (its mark is gone)."""
+        client = self.server.client()
+        marks = client.list_objects_v2(
+            Bucket=store.bucket, Prefix=f".glance-store-ng-adding/{image_id}/"
+        ).get("Contents", [])
+        if not marks:
             return None
-        [upload] = uploads
-        parts = self.server.client().list_parts(
-            Bucket=store.bucket, Key=image_id, UploadId=upload["UploadId"]
-        )
-        return Orphan(
-            f"{store.uri_of(image_id)}?uploadId={upload['UploadId']}",
-            sum(part["Size"] for part in parts.get("Parts", [])),
-            0.0,
-        )
+        [mark] = marks
+        token = mark["Key"].rsplit("/", 1)[1]
+        size = 0
+        uploads = [u for u in self.server.pending_uploads(store.bucket) if u["Key"] == image_id]
+        if uploads:
+            [upload] = uploads
+            parts = client.list_parts(
+                Bucket=store.bucket, Key=image_id, UploadId=upload["UploadId"]
+            )
+            size = sum(part["Size"] for part in parts.get("Parts", []))
+        return Orphan(f"{store.uri_of(image_id)}?adding={token}", size, 0.0)
 
 
 # -- a TCP relay between the driver and a real server, to cut the line (tests/tcp_relay.py) --

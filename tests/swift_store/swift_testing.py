@@ -97,6 +97,8 @@ class SwiftFixture(StoreFixture):
             self._admin.delete_object(container, name, query_string="multipart-manifest=delete")
         self._admin.put_object(container, name, bytes(damaged))
 
+    commit_kill_point = ("glance_store_ng.drivers.swift.orphans:AddMark.remove", "before")
+
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:
         """The segments of the add's upload, ``<container>_segments/<image id>/<token>/...``,
         as one orphan named by that prefix; None if there are none or the manifest lists them."""

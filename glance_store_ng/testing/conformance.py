@@ -15,7 +15,7 @@ import xxhash
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.locations import Location, parse_location
-from glance_store_ng.store import Orphan, Store
+from glance_store_ng.store import AddResult, Orphan, Store
 from glance_store_ng.verify import Expected
 
 from ..units import MiB
@@ -131,6 +131,11 @@ class StoreFixture:
         default."""
         return [location]
 
+    #: Two adds of one id at the same moment: the backend lets exactly one create it. False
+    #: where it checks only when a write starts (Swift's If-None-Match: of two overlapping
+    #: uploads both succeed, the newest replaces the other); the race test then asks only
+    #: that the image be one winner's, whole.
+    exclusive_adds: ClassVar[bool] = True
     #: Where an add is once its image is complete, before it returns: ``("module:Name.attr",
     #: "before" or "after")``; OrphanTests kills an add there (instead of calling it, or once
     #: it returned) to check that gc finds the image no location was returned for.
@@ -271,6 +276,55 @@ class AddTests:
         for data, result in zip(datas, results, strict=False):
             assert _read(store, result.location) == data
             store.delete(result.location)
+
+    @pytest.mark.parametrize("declared", [True, False], ids=["size known", "size unknown"])
+    def test_adds_of_one_id_race_and_exactly_one_wins(
+        self, make_store: Callable[..., Store], declared: bool
+    ) -> None:
+        """Clients adding the same id at once (each its own store, as separate hosts):
+        exactly one succeeds, the others get AlreadyExists, the winner's bytes are stored
+        and nothing of the losers remains."""
+        stores = [make_store() for _ in range(4)]
+        before = self.backend_listing(stores[0])  # type: ignore[attr-defined]
+        for round_ in range(3):
+            image_id = new_id()
+            datas = [
+                random_bytes(stores[0].chunk_size + 1000 * i, seed=50 + 10 * round_ + i)
+                for i in range(len(stores))
+            ]
+            outcomes = _race(stores, image_id, datas, declared)
+            winners = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, AddResult)]
+            losers = [o for o in outcomes if not isinstance(o, AddResult)]
+            assert all(isinstance(o, errors.AlreadyExists) for o in losers), losers
+            if self.exclusive_adds:  # type: ignore[attr-defined]
+                assert len(winners) == 1, outcomes
+            else:  # overlapping adds may all succeed; the image is one of theirs, whole
+                assert winners, outcomes
+            location = outcomes[winners[0]].location
+            assert _read(stores[0], location) in [datas[i] for i in winners]
+            stores[0].delete(location)
+            assert self.backend_listing(stores[0]) == before  # type: ignore[attr-defined]
+
+
+def _race(stores: list[Store], image_id: str, datas: list[bytes], declared: bool) -> list[Any]:
+    """Each store adds ``image_id`` with its data, all at once; each one's AddResult or error."""
+    outcomes: list[Any] = [None] * len(stores)
+    start = threading.Barrier(len(stores))
+
+    def add(i: int) -> None:
+        start.wait()
+        try:
+            size = len(datas[i]) if declared else None
+            outcomes[i] = stores[i].add(image_id, io.BytesIO(datas[i]), size)
+        except errors.StoreError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
 
 
 class _ReadOnly:

@@ -26,11 +26,13 @@ class FilesystemFixture(StoreFixture):
         return "file", {"filesystem_store_datadir": self.datadir, **options}
 
     def backend_listing(self, store: Store) -> set[str]:
+        """Every file in the data directories but the commit lock a store of several keeps."""
         return {
             os.path.join(root, name)
             for datadir in store.datadirs
             for root, _, files in os.walk(datadir.path)
             for name in files
+            if name != ".glance-store-ng.lock"
         }
 
     def allocated_bytes(self, store: Store, location: str) -> int:
@@ -57,3 +59,17 @@ class FilesystemFixture(StoreFixture):
         ]
         assert len(found) <= 1, f"more than one temporary file of {image_id}: {found}"
         return Orphan(found[0].path, found[0].stat().st_size, 0.0) if found else None
+
+
+class TwoDirectoriesFixture(FilesystemFixture):
+    """Stores of two data directories; each store opened prefers the other one than the
+    last (as hosts configured differently), so concurrent adds go to both."""
+
+    _opened = 0
+
+    def open_store_args(self, **options: Any) -> tuple[str, dict[str, Any]]:
+        first, second = f"{self.datadir}-a", f"{self.datadir}-b"
+        if self._opened % 2:
+            first, second = second, first
+        self._opened += 1
+        return "file", {"filesystem_store_datadirs": [f"{first}:2", f"{second}:1"], **options}

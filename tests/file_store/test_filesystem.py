@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from file_testing import FilesystemFixture, path_of
+from file_testing import FilesystemFixture, TwoDirectoriesFixture, path_of
 
 from glance_store_ng import errors, open_store
 from glance_store_ng.store import Store
@@ -19,6 +19,10 @@ from glance_store_ng.testing.conformance import mostly_zero, new_id, random_byte
 
 class TestFilesystemConformance(StoreConformance, FilesystemFixture):
     pass
+
+
+class TestTwoDirectoriesConformance(StoreConformance, TwoDirectoriesFixture):
+    """The same contract with two data directories (adds of one id race across them)."""
 
 
 class TestThickFilesystemConformance(StoreConformance, FilesystemFixture):

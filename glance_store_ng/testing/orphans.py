@@ -36,6 +36,7 @@ from glance_store_ng import errors
 from glance_store_ng._child import module_command, script_command
 from glance_store_ng.store import Orphan, Store
 
+from .campaign import KillCampaign
 from .conformance import _read, new_id, random_bytes
 
 __all__ = ["OrphanTests"]
@@ -157,8 +158,9 @@ class _Add:
             stream.close()
 
 
-class OrphanTests:
-    """Adds killed mid-way leave orphans that are found, sized and removed, and only them.
+class OrphanTests(KillCampaign):
+    """Adds killed mid-way leave orphans that are found, sized and removed, and only them;
+    and the kill campaign (:mod:`.campaign`).
 
     Combine with your :class:`StoreFixture` subclass, which must define
     ``open_store_args`` and ``orphan_of`` (and may set ``orphan_options``,

@@ -13,6 +13,13 @@ long. Reads refuse a marked image (NotFound), whatever the location's form: the
 legacy ``rbd://IMAGE`` names no snapshot, so it would otherwise read an unfinished
 image. The mark never outlives a successful add, so clones (which copy their
 parent's image-meta) and glance_store see nothing of it.
+
+An image cannot be created with its mark: for the moment between the two, an add
+lists ``<image id>.<token>`` in the omap of the RADOS object :data:`CREATING` (its
+value the time), from before it creates the image until the image carries its
+mark. A key older than the gc threshold belongs to an add that died in that moment:
+gc removes its image (unmarked, without snapshots) and the key. A read through the
+legacy form (no snapshot) refuses an image listed there too.
 """
 
 from __future__ import annotations
@@ -22,11 +29,26 @@ from typing import Any
 
 from glance_store_ng.heartbeat import Heartbeat
 
-from .cluster import rbd
+from .cluster import rados, rbd
 
-__all__ = ["ADDING_KEY", "AddMark", "mark_time", "marked_images"]
+__all__ = [
+    "ADDING_KEY",
+    "CREATING",
+    "AddMark",
+    "creating",
+    "creating_key",
+    "creations",
+    "done_creating",
+    "image_of_key",
+    "is_being_created",
+    "mark_time",
+    "marked_images",
+    "unmarked_creations",
+]
 
 ADDING_KEY = "glance_store_ng.adding"
+#: The RADOS object (in the store's pool and namespace) listing the images being created.
+CREATING = "glance_store_ng.creating"
 
 
 class AddMark:
@@ -47,6 +69,59 @@ class AddMark:
     def remove(self) -> None:
         """The add is complete: the image is an ordinary image from now on."""
         self.image.metadata_remove(ADDING_KEY)
+
+
+def creating(ioctx: Any, key: str) -> None:
+    """List ``key`` (``<image id>.<token>``) as an image being created: before it exists,
+    until it is marked."""
+    with rados.WriteOpCtx() as op:
+        ioctx.set_omap(op, (key,), (f"{time.time():.3f}".encode(),))
+        ioctx.operate_write_op(op, CREATING)
+
+
+def done_creating(ioctx: Any, key: str) -> None:
+    """The image of ``key`` is marked (or gone): no longer listed as being created."""
+    with rados.WriteOpCtx() as op:
+        ioctx.remove_omap_keys(op, (key,))
+        ioctx.operate_write_op(op, CREATING)
+
+
+def is_being_created(ioctx: Any, image_id: str) -> bool:
+    """True while an add lists ``image_id`` as being created (before it is marked)."""
+    with rados.ReadOpCtx() as op:
+        pairs, _ = ioctx.get_omap_vals(op, "", f"{image_id}.", 1000)
+        try:
+            ioctx.operate_read_op(op, CREATING)
+        except rados.ObjectNotFound:
+            return False
+        return any(image_of_key(key) == image_id for key, _ in pairs)
+
+
+def creating_key(image_id: str, token: str) -> str:
+    return f"{image_id}.{token}"
+
+
+def image_of_key(key: str) -> str:
+    """The image id of a :func:`creating_key`."""
+    return key.rpartition(".")[0]
+
+
+def creations(ioctx: Any) -> dict[str, float]:
+    """The keys of images being created (:func:`creating_key`), and since when."""
+    found: dict[str, float] = {}
+    after = ""
+    while True:
+        with rados.ReadOpCtx() as op:
+            pairs, _ = ioctx.get_omap_vals(op, after, "", 1000)
+            try:
+                ioctx.operate_read_op(op, CREATING)
+            except rados.ObjectNotFound:
+                return found
+            page = [(key, float(value or b"0")) for key, value in pairs]
+        found.update(page)
+        if len(page) < 1000:
+            return found
+        after = page[-1][0]
 
 
 def mark_time(image: Any) -> float | None:
@@ -71,6 +146,28 @@ def marked_images(ioctx: Any, older_than: float) -> list[tuple[str, float, int]]
                 found.append((name, max(0.0, now - marked), _allocated(image)))
         except rbd.ImageNotFound:  # removed meanwhile
             continue
+    return found
+
+
+def unmarked_creations(ioctx: Any, older_than: float) -> list[tuple[str, float, int]]:
+    """``(key, age in seconds, allocated bytes)`` of the adds that died between listing an
+    image as being created and marking it (the key is at least ``older_than`` seconds
+    old): their image has no mark and no snapshot, or does not exist (0 bytes)."""
+    found = []
+    now = time.time()
+    for key, since in sorted(creations(ioctx).items()):
+        age = max(0.0, now - since)
+        if age < older_than:
+            continue
+        allocated = 0
+        try:
+            with rbd.Image(ioctx, image_of_key(key), read_only=True) as image:
+                if mark_time(image) is not None or list(image.list_snaps()):
+                    continue  # marked: an add's image as any; with snapshots: not its
+                allocated = _allocated(image)
+        except rbd.ImageNotFound:
+            pass
+        found.append((key, age, allocated))
     return found
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import secrets
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +40,18 @@ from glance_store_ng.units import MiB
 
 from .cluster import Cluster, ceph_errors, rbd
 from .options import OPTIONS
-from .orphans import AddMark, mark_time, marked_images
+from .orphans import (
+    AddMark,
+    creating,
+    creating_key,
+    creations,
+    done_creating,
+    image_of_key,
+    is_being_created,
+    mark_time,
+    marked_images,
+    unmarked_creations,
+)
 from .reader import read_chunks
 from .writers import ImageWriter, ObjectWriter, direct_writes_possible
 
@@ -47,6 +59,9 @@ __all__ = ["RbdStore", "RbdLocation", "SNAPSHOT"]
 
 LOG = logging.getLogger("glance_store_ng.rbd")
 SNAPSHOT = "snap"
+#: Between an image's spec and its key in the name of an orphan whose add died before
+#: marking the image (orphans.py).
+_CREATING = "?creating="
 #: Ceph's requests that may pass when sent again (timeouts, a lost OSD connection);
 #: librados already resends operations on its own until rados_osd_op_timeout.
 RETRY_POLICY = RetryPolicy(attempts=3, base=0.5, cap=5.0)
@@ -152,24 +167,32 @@ class RbdStore(Store):
     def _add(self, image_id: str, ingest: Ingest) -> str:
         location = RbdLocation(self.cluster.fsid, self.pool, self.namespace, image_id, SNAPSHOT)
         size = ingest.declared_size or 0
+        key = creating_key(image_id, secrets.token_hex(8))
         with self.cluster.ioctx(self.pool, self.namespace) as ioctx:
             with ceph_errors(self.label, f"cannot create image {location.spec}"):
-                rbd.RBD().create(
-                    ioctx,
-                    image_id,
-                    size,
-                    order=self.order,
-                    old_format=False,
-                    features=rbd.RBD_FEATURE_LAYERING,
-                )
+                creating(ioctx, key)  # until the image carries its mark (orphans.py)
+                try:
+                    rbd.RBD().create(
+                        ioctx,
+                        image_id,
+                        size,
+                        order=self.order,
+                        old_format=False,
+                        features=rbd.RBD_FEATURE_LAYERING,
+                    )
+                except BaseException:
+                    done_creating(ioctx, key)
+                    raise
             try:
-                self._write(ioctx, image_id, ingest, location)
+                self._write(ioctx, image_id, ingest, location, key)
             except BaseException:
-                self._remove_quietly(ioctx, image_id)
+                self._remove_quietly(ioctx, image_id, key)
                 raise
         return location.uri()
 
-    def _write(self, ioctx: Any, image_id: str, ingest: Ingest, location: RbdLocation) -> None:
+    def _write(
+        self, ioctx: Any, image_id: str, ingest: Ingest, location: RbdLocation, key: str
+    ) -> None:
         thin = self.conf["rbd_thin_provisioning"]
         min_hole = self.conf["rbd_thin_min_hole"]
         writing = f"writing image {location.spec}"
@@ -186,6 +209,7 @@ class RbdStore(Store):
                 else:
                     writer = ImageWriter(image)
                 mark = AddMark(image)
+                done_creating(ioctx, key)  # the mark tells gc of this add from here on
             try:
                 for chunk in ingest:  # errors of the caller's source propagate unchanged
                     with ceph_errors(self.label, writing):
@@ -216,8 +240,9 @@ class RbdStore(Store):
         finally:
             image.close()
 
-    def _remove_quietly(self, ioctx: Any, image_id: str) -> None:
-        """Remove what a failed add created (its snapshot, then the image); log, never raise."""
+    def _remove_quietly(self, ioctx: Any, image_id: str, key: str) -> None:
+        """Remove what a failed add created (its snapshot, then the image, then its key of
+        image being created); log, never raise."""
         try:
             with rbd.Image(ioctx, image_id) as image:
                 for snap in list(image.list_snaps()):
@@ -225,6 +250,7 @@ class RbdStore(Store):
                         image.unprotect_snap(snap["name"])
                     image.remove_snap(snap["name"])
             rbd.RBD().remove(ioctx, image_id)
+            done_creating(ioctx, key)
         except Exception as exc:  # the add's own error is the one to report
             LOG.error(
                 "%s: could not remove image %s after a failed add: %s", self.label, image_id, exc
@@ -234,44 +260,69 @@ class RbdStore(Store):
 
     def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
         """Images of adds whose process died (orphans.py), named by their spec
-        (``pool/[namespace/]image``), sized by their allocated bytes."""
+        (``pool/[namespace/]image``), sized by their allocated bytes; one whose add died
+        before marking it is named ``<spec>?creating=<key>``."""
         where = "/".join(p for p in (self.pool, self.namespace) if p)
         with (
             self.cluster.ioctx(self.pool, self.namespace) as ioctx,
             ceph_errors(self.label, f"listing the images of {where}"),
         ):
-            return [
+            found = [
                 Orphan(self._spec(name), allocated, age)
                 for name, age, allocated in marked_images(ioctx, older_than)
             ]
+            found += [
+                Orphan(f"{self._spec(image_of_key(key))}{_CREATING}{key}", allocated, age)
+                for key, age, allocated in unmarked_creations(ioctx, older_than)
+            ]
+            return found
 
     def remove_orphan(self, orphan: Orphan) -> None:
         """Remove an image :meth:`find_orphans` listed; InUse if its add has completed since
         (no mark) or it has clones, BadLocation if it is not in this store's pool."""
-        name = orphan.name.rpartition("/")[2]
-        if not name or "@" in name or self._spec(name) != orphan.name:
+        spec, _, key = orphan.name.partition(_CREATING)
+        name = spec.rpartition("/")[2]
+        if (
+            not name
+            or "@" in name
+            or self._spec(name) != spec
+            or (key and image_of_key(key) != name)
+        ):
             raise BadLocation(f"{self.label}: {orphan.name} is not an image of this store's pool")
         with (
             self.cluster.ioctx(self.pool, self.namespace) as ioctx,
             ceph_errors(self.label, f"removing the unfinished image {orphan.name}"),
         ):
-            with rbd.Image(ioctx, name, read_only=True) as image:  # read-only: no watch
-                if mark_time(image) is None:
-                    raise InUse(
-                        f"{self.label}: {orphan.name} is a complete image, not one an "
-                        "interrupted add left; left intact"
+            if key and key not in creations(ioctx):
+                return  # removed already
+            try:
+                with rbd.Image(ioctx, name, read_only=True) as image:  # read-only: no watch
+                    unfinished = (
+                        mark_time(image) is None and not list(image.list_snaps())
+                        if key
+                        else mark_time(image) is not None
                     )
-                watchers = [w["addr"] for w in image.watchers_list()]
-                if watchers:
-                    raise InUse(
-                        f"{self.label}: {orphan.name} is still open in {', '.join(watchers)}; if "
-                        "that add's process died, Ceph drops it within osd_client_watch_timeout "
-                        "(30 s by default): try again then",
-                        retry=Retry.TEMPORARY,
-                    )
-            with rbd.Image(ioctx, name) as image:
-                self._remove_snapshot(image, SNAPSHOT, orphan.name)
-            rbd.RBD().remove(ioctx, name)
+                    if not unfinished:
+                        raise InUse(
+                            f"{self.label}: {orphan.name} is a complete image, not one an "
+                            "interrupted add left; left intact"
+                        )
+                    watchers = [w["addr"] for w in image.watchers_list()]
+                    if watchers:
+                        raise InUse(
+                            f"{self.label}: {orphan.name} is still open in {', '.join(watchers)}; "
+                            "if that add's process died, Ceph drops it within "
+                            "osd_client_watch_timeout (30 s by default): try again then",
+                            retry=Retry.TEMPORARY,
+                        )
+                with rbd.Image(ioctx, name) as image:
+                    self._remove_snapshot(image, SNAPSHOT, orphan.name)
+                rbd.RBD().remove(ioctx, name)
+            except rbd.ImageNotFound:
+                if not key:
+                    raise
+            if key:
+                done_creating(ioctx, key)
 
     @property
     def location_prefix(self) -> str:
@@ -299,7 +350,9 @@ class RbdStore(Store):
             image = self.policy.call(open_image, f"{self.label}: {doing}")
             try:
                 with ceph_errors(self.label, doing):
-                    adding = mark_time(image) is not None
+                    adding = mark_time(image) is not None or (
+                        location.snapshot is None and is_being_created(ioctx, location.image)
+                    )
                 if adding:  # in every location form: the short one names no snapshot
                     raise NotFound(
                         f"{self.label}: {location.spec} is an image whose add has not "

@@ -15,8 +15,16 @@ from glance_store_ng.locations import parse_location
 from glance_store_ng.store import Orphan, Store
 from glance_store_ng.testing import StoreFixture
 
-# Objects RBD keeps per pool or namespace for bookkeeping, not per image.
-BOOKKEEPING = {"rbd_directory", "rbd_children", "rbd_info", "rbd_trash", "rbd_mirroring"}
+# Objects RBD (and the driver: the list of images being created) keeps per pool or
+# namespace for bookkeeping, not per image.
+BOOKKEEPING = {
+    "rbd_directory",
+    "rbd_children",
+    "rbd_info",
+    "rbd_trash",
+    "rbd_mirroring",
+    "glance_store_ng.creating",
+}
 # The image-meta key an add sets on its image until it completes (drivers/rbd/orphans.py).
 ADDING_MARK = "glance_store_ng.adding"
 
@@ -127,7 +135,7 @@ class RbdFixture(StoreFixture):
             store.remove_orphan(orphan)
         assert caught.value.retryable
         with opened_ioctx(self.cluster, store.pool, store.namespace) as ioctx:
-            name = orphan.name.rpartition("/")[2]
+            name = orphan.name.partition("?")[0].rpartition("/")[2]
             with rbd.Image(ioctx, name, read_only=True) as image:
                 watchers = [w["addr"] for w in image.watchers_list()]
             for addr in watchers:

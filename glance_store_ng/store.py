@@ -210,7 +210,7 @@ class Store(abc.ABC):
         return []
 
     def remove_orphan(self, orphan: Orphan) -> None:
-        """Remove one thing :meth:`find_orphans` returned."""
+        """Remove one thing :meth:`find_orphans` returned; one already gone is no error."""
         raise NotImplementedError(f"{type(self).__name__} leaves no orphans to remove")
 
     # -- the public API ----------------------------------------------------------------------

@@ -7,7 +7,10 @@ relay forwards every connection to the real server. A test then:
   client's requests, ``direction="up"``); ``cut_count`` counts such cuts;
 - watches the bytes sent to the server (``forwarded``, ``on_forward``);
 - cuts every open connection at once (:meth:`cut`): the server is still there;
-- stops listening (:meth:`stop`): to the client, the server went away.
+- stops listening (:meth:`stop`): to the client, the server went away;
+- delays every piece it forwards by ``delay`` seconds: a slow line;
+- answers connection n itself with ``answers[n]`` (raw HTTP, a 503 say) once it has
+  read the request's head, without reaching the server: a busy server.
 
 Stopping the shared test server itself would disturb every other user of it.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Literal
@@ -36,6 +40,8 @@ class Relay:
         cuts: Iterable[int] = (),
         direction: Literal["down", "up"] = "down",
         graceful: bool = False,
+        delay: float = 0.0,
+        answers: Iterable[bytes | None] = (),
     ) -> None:
         if isinstance(target, str):
             parts = urllib.parse.urlsplit(target)
@@ -44,6 +50,8 @@ class Relay:
         self.cuts = list(cuts)
         self.direction = direction
         self.graceful = graceful
+        self.delay = delay
+        self.answers = list(answers)
         self.cut_count = 0  # connections cut by ``cuts``
         self.forwarded = 0  # bytes sent to the server
         self.on_forward: Callable[[Relay], None] | None = None
@@ -62,7 +70,11 @@ class Relay:
             except OSError:
                 return
             with self._lock:
-                limit = self.cuts.pop(0) if self.cuts else None
+                answer = self.answers.pop(0) if self.answers else None
+                limit = None if answer else self.cuts.pop(0) if self.cuts else None
+            if answer:
+                threading.Thread(target=self._answer, args=(client, answer), daemon=True).start()
+                continue
             try:
                 server = socket.create_connection(self.target)
             except OSError:
@@ -87,6 +99,8 @@ class Relay:
                 cutting = limit is not None and sent + len(data) >= limit
                 if cutting:
                     data = data[: limit - sent]
+                if self.delay:
+                    time.sleep(self.delay)
                 sink.sendall(data)
                 sent += len(data)
                 if upstream:
@@ -102,6 +116,25 @@ class Relay:
         finally:
             self._close(source)
             self._close(sink)
+
+    def _answer(self, client: socket.socket, answer: bytes) -> None:
+        """Read the request's head, answer ``answer`` and close (the body is not read)."""
+        with self._lock:
+            self._sockets.add(client)
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head and len(head) < 1 << 16:
+                data = client.recv(1 << 16)
+                if not data:
+                    break
+                head += data
+            client.sendall(answer)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+            self._close(client)
 
     def _close(self, sock: socket.socket) -> None:
         if self.graceful:
@@ -132,3 +165,16 @@ class Relay:
         with contextlib.suppress(OSError):
             self.listener.close()
         self.cut()
+
+
+def busy_answer(code: str = "SlowDown") -> bytes:
+    """A 503 as S3 (``SlowDown``) and Swift send it when they are overloaded."""
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+        "<Message>Please reduce your request rate.</Message></Error>"
+    ).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    return head + body

@@ -278,8 +278,9 @@ class RbdStore(Store):
             return found
 
     def remove_orphan(self, orphan: Orphan) -> None:
-        """Remove an image :meth:`find_orphans` listed; InUse if its add has completed since
-        (no mark) or it has clones, BadLocation if it is not in this store's pool."""
+        """Remove an image :meth:`find_orphans` listed (one already gone is fine); InUse if
+        its add has completed since (no mark) or it has clones, BadLocation if it is not in
+        this store's pool."""
         spec, _, key = orphan.name.partition(_CREATING)
         name = spec.rpartition("/")[2]
         if (
@@ -319,8 +320,7 @@ class RbdStore(Store):
                     self._remove_snapshot(image, SNAPSHOT, orphan.name)
                 rbd.RBD().remove(ioctx, name)
             except rbd.ImageNotFound:
-                if not key:
-                    raise
+                pass  # removed already
             if key:
                 done_creating(ioctx, key)
 

@@ -34,7 +34,7 @@ from glance_store_ng.store import Store
 
 from .conformance import _read, new_id
 
-__all__ = ["DEFAULT_KILLS", "KillCampaign"]
+__all__ = ["DEFAULT_KILLS", "KillCampaign", "print_table", "report"]
 
 #: Kills per driver unless GLANCE_STORE_NG_CAMPAIGN_KILLS says otherwise.
 DEFAULT_KILLS = 20
@@ -164,7 +164,7 @@ class KillCampaign:
         assert fixture.backend_listing(store) == before
         figures["leftovers after gc"] = 0
         figures["add seconds"] = round(span, 2)
-        _report(_campaign_name(type(self).__name__), figures)
+        report("kills", {"fixture": _campaign_name(type(self).__name__), **figures})
 
 
 def _locator(location: str, image_id: str) -> Callable[[str], str]:
@@ -185,25 +185,45 @@ def _campaign_name(default: str) -> str:
     return name + (test[test.index("[") :] if "[" in test else "")
 
 
-def _report(name: str, figures: dict[str, Any]) -> None:
+def report(table: str, row: dict[str, Any]) -> None:
+    """Append ``row`` of ``table`` to the file ``GLANCE_STORE_NG_CAMPAIGN_REPORT`` names,
+    if it names one."""
     path = os.environ.get(REPORT_ENV)
     if path:
-        with open(path, "a", encoding="utf-8") as report:
-            report.write(json.dumps({"fixture": name, **figures}) + "\n")
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(json.dumps({"table": table, **row}) + "\n")
 
 
 def print_table(path: str) -> None:
-    """The figures a campaign appended to ``path``, a column per driver."""
-    with open(path, encoding="utf-8") as report:
-        rows = [json.loads(line) for line in report if line.strip()]
+    """The rows :func:`report` appended to ``path``: the kills with a column per driver,
+    then any other table with a line per row."""
+    with open(path, encoding="utf-8") as file:
+        rows = [json.loads(line) for line in file if line.strip()]
     if not rows:
         print("no campaign figures (did the campaign tests run?)")
         return
-    names = [row.pop("fixture") for row in rows]
-    keys = list(dict.fromkeys(key for row in rows for key in row))
-    width = max(len(key) for key in keys)
-    columns = [max(len(name), 6) for name in names]
-    print(" " * width + "  " + "  ".join(n.rjust(c) for n, c in zip(names, columns, strict=True)))
-    for key in keys:
-        cells = [str(row.get(key, "")).rjust(c) for row, c in zip(rows, columns, strict=True)]
-        print(key.ljust(width) + "  " + "  ".join(cells))
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        tables.setdefault(row.pop("table"), []).append(row)
+    for table, entries in tables.items():
+        print(f"== {table}")
+        if table == "kills":  # few drivers, many figures: a column per driver
+            entries = [{"": e.pop("fixture"), **e} for e in entries]
+            keys = list(dict.fromkeys(key for e in entries for key in e))
+            width = max(len(key) for key in keys)
+            columns = [max(len(str(e.get(key, ""))) for key in keys) for e in entries]
+            for key in keys:
+                cells = [
+                    str(e.get(key, "")).rjust(c) for e, c in zip(entries, columns, strict=True)
+                ]
+                print(key.ljust(width) + "  " + "  ".join(cells))
+        else:  # a line per row
+            keys = list(dict.fromkeys(key for e in entries for key in e))
+            widths = [max(len(key), *(len(str(e.get(key, ""))) for e in entries)) for key in keys]
+            print("  ".join(key.ljust(w) for key, w in zip(keys, widths, strict=True)))
+            for e in entries:
+                print(
+                    "  ".join(
+                        str(e.get(key, "")).ljust(w) for key, w in zip(keys, widths, strict=True)
+                    )
+                )

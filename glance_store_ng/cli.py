@@ -563,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     expected = expectations.add_argument_group(
         "verify on read",
         "check the whole image as it is read; a mismatch exits 1 (get: "
-        "after the bytes were written; -o leaves no file then)",
+        "after the bytes were written; -o FILE then leaves no file, unless FILE was a device "
+        "or a link written through)",
     )
     expected.add_argument("--checksum", metavar="MD5", help="its md5 (Glance's checksum)")
     expected.add_argument(

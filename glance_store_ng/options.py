@@ -230,6 +230,7 @@ def mask_options(declared: Iterable[Option], values: Mapping[str, Any]) -> dict[
 
 
 def _mask_url_value(value: Any) -> Any:
-    if isinstance(value, str) and has_userinfo(value) and not any(c.isspace() for c in value):
-        return mask_url(value)
+    if isinstance(value, str) and has_userinfo(value):
+        if "://" in value or not any(c.isspace() for c in value):  # a URL, not prose
+            return mask_url(value)
     return value

@@ -128,16 +128,18 @@ _fallocate = _fallocator()
 class Reservation:
     """The room an add's temporary file ``fd`` holds, reserved ahead of its writes.
 
-    ``declared`` is the image's size when known. Blocks are reserved with
+    ``declared`` is the image's size when known; ``start``, where reserving begins (a
+    moved image's bytes before it are copied, its holes stay holes). Blocks are reserved with
     ``fallocate(FALLOC_FL_KEEP_SIZE)``: the file's size does not change, and
     what is reserved but never written reads as zeros.
     """
 
-    def __init__(self, fd: int, declared: int | None) -> None:
+    def __init__(self, fd: int, declared: int | None, start: int = 0) -> None:
         self.fd = fd
         self.declared = declared
-        self.reserved = 0
+        self.reserved = start  # below it: bytes already written (a moved image's)
         self.supported = _fallocate is not None
+        self.punches = True
 
     def ensure(self, end: int) -> None:
         """Hold room for bytes up to ``end``; OSError ENOSPC/EDQUOT if it does not fit
@@ -164,9 +166,14 @@ class Reservation:
     def punch(self, start: int, end: int) -> None:
         """Give back the room of bytes ``start..end``: a hole the image leaves unwritten."""
         end = min(end, self.reserved)
-        if self.supported and start < end:
+        if self.supported and self.punches and start < end:
             mode = _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE
-            _fallocate(self.fd, mode, start, end - start)  # type: ignore[misc]
+            try:
+                _fallocate(self.fd, mode, start, end - start)  # type: ignore[misc]
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+                self.punches = False  # the holes keep their room (the data reads the same)
 
     def release(self, size: int) -> None:
         """Give back the room reserved past the image's ``size`` (the file's size): ext4
@@ -221,8 +228,11 @@ def commit_lock(datadirs: Sequence[DataDir]) -> Iterator[None]:
     fds: list[int] = []
     try:
         for datadir in sorted(datadirs, key=lambda d: d.path):
+            # read-only (flock needs no more): any user sharing the directory can open it
             fd = os.open(
-                os.path.join(datadir.path, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+                os.path.join(datadir.path, LOCK_NAME),
+                os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
+                0o644,
             )
             fds.append(fd)
             fcntl.flock(fd, fcntl.LOCK_EX)

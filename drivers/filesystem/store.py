@@ -139,13 +139,13 @@ class _TempFile:
         self.linked: str | None = None
         self._open(pick_datadir(store.datadirs, declared or 1, store.label))
 
-    def _open(self, datadir: DataDir) -> None:
+    def _open(self, datadir: DataDir, start: int = 0) -> None:
         path = os.path.join(datadir.path, f".{self.image_id}.{secrets.token_hex(6)}{_TEMP_SUFFIX}")
         self.tried.append(datadir)
         with _os_errors(self.store.label, f"cannot create {path}"):
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         self.datadir, self.path = datadir, path
-        self.space = Reservation(self.fd, self.declared)
+        self.space = Reservation(self.fd, self.declared, start)
         self.writing = f"writing image {self.image_id} in {datadir.path}"
 
     def make_room(self, start: int, end: int, sparse: SparseWriter | None) -> None:
@@ -158,9 +158,10 @@ class _TempFile:
             if exc.errno not in NO_SPACE or len(self.tried) == len(self.store.datadirs):
                 with _os_errors(self.store.label, self.writing):
                     raise
-        datadir = pick_datadir(self.store.datadirs, end, self.store.label, self.tried)
+        needed = max(end, self.declared or 0)
+        datadir = pick_datadir(self.store.datadirs, needed, self.store.label, self.tried)
         old_fd, old_path = self.fd, self.path
-        self._open(datadir)
+        self._open(datadir, start)
         try:
             with _os_errors(self.store.label, self.writing):
                 self.space.ensure(end)
@@ -201,11 +202,13 @@ class _TempFile:
         fd, self.fd = self.fd, -1
         os.close(fd)
         final = os.path.join(self.datadir.path, self.image_id)
-        with commit_lock(self.store.datadirs):
+        with (
+            _os_errors(label, f"image {self.image_id} at {final}"),
+            commit_lock(self.store.datadirs),
+        ):
             self.store._refuse_existing(self.image_id)
-            with _os_errors(label, f"image {self.image_id} at {final}"):
-                os.link(self.path, final)
-                self.linked = final
+            os.link(self.path, final)
+            self.linked = final
         with _os_errors(label, f"image {self.image_id} at {final}"):
             if durable:
                 _fsync_dir(self.datadir.path)
@@ -217,9 +220,10 @@ class _TempFile:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        with contextlib.suppress(OSError):
-            if self.linked:
+        if self.linked:
+            with contextlib.suppress(OSError):
                 os.unlink(self.linked)
+        with contextlib.suppress(OSError):
             os.unlink(self.path)
 
 

@@ -152,7 +152,9 @@ def marked_images(ioctx: Any, older_than: float) -> list[tuple[str, float, int]]
 def unmarked_creations(ioctx: Any, older_than: float) -> list[tuple[str, float, int]]:
     """``(key, age in seconds, allocated bytes)`` of the adds that died between listing an
     image as being created and marking it (the key is at least ``older_than`` seconds
-    old): their image has no mark and no snapshot, or does not exist (0 bytes)."""
+    old): their image has no mark and no snapshot, or does not exist or is half made
+    (0 bytes); a key whose image is complete (another add of the id made it) is listed
+    too, 0 bytes: only the key goes."""
     found = []
     now = time.time()
     for key, since in sorted(creations(ioctx).items()):
@@ -162,9 +164,10 @@ def unmarked_creations(ioctx: Any, older_than: float) -> list[tuple[str, float, 
         allocated = 0
         try:
             with rbd.Image(ioctx, image_of_key(key), read_only=True) as image:
-                if mark_time(image) is not None or list(image.list_snaps()):
-                    continue  # marked: an add's image as any; with snapshots: not its
-                allocated = _allocated(image)
+                if mark_time(image) is not None:
+                    continue  # marked: found as any marked image (its key goes after it)
+                if not list(image.list_snaps()):  # else another add's complete image: key only
+                    allocated = _allocated(image)
         except rbd.ImageNotFound:
             pass
         found.append((key, age, allocated))

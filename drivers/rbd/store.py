@@ -298,15 +298,15 @@ class RbdStore(Store):
                 return  # removed already
             try:
                 with rbd.Image(ioctx, name, read_only=True) as image:  # read-only: no watch
-                    unfinished = (
-                        mark_time(image) is None and not list(image.list_snaps())
-                        if key
-                        else mark_time(image) is not None
-                    )
-                    if not unfinished:
+                    marked = mark_time(image) is not None
+                    if key and not marked and list(image.list_snaps()):
+                        done_creating(ioctx, key)  # another add of the id completed it
+                        return
+                    if marked == bool(key):
                         raise InUse(
-                            f"{self.label}: {orphan.name} is a complete image, not one an "
-                            "interrupted add left; left intact"
+                            f"{self.label}: {orphan.name} is "
+                            + ("an image an add is writing" if key else "a complete image")
+                            + ", not one an interrupted add left; left intact"
                         )
                     watchers = [w["addr"] for w in image.watchers_list()]
                     if watchers:
@@ -320,7 +320,9 @@ class RbdStore(Store):
                     self._remove_snapshot(image, SNAPSHOT, orphan.name)
                 rbd.RBD().remove(ioctx, name)
             except rbd.ImageNotFound:
-                pass  # removed already
+                if key:  # or half made: its add died inside create; remove what there is
+                    with contextlib.suppress(rbd.ImageNotFound):
+                        rbd.RBD().remove(ioctx, name)
             if key:
                 done_creating(ioctx, key)
 
@@ -351,7 +353,9 @@ class RbdStore(Store):
             try:
                 with ceph_errors(self.label, doing):
                     adding = mark_time(image) is not None or (
-                        location.snapshot is None and is_being_created(ioctx, location.image)
+                        location.snapshot is None
+                        and is_being_created(ioctx, location.image)
+                        and not list(image.list_snaps())
                     )
                 if adding:  # in every location form: the short one names no snapshot
                     raise NotFound(

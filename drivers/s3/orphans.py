@@ -31,8 +31,8 @@ from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from glance_store_ng.errors import BadLocation, NotFound
-from glance_store_ng.heartbeat import Heartbeat
+from glance_store_ng.errors import BadLocation, InUse, NotFound
+from glance_store_ng.heartbeat import HEARTBEAT, Heartbeat
 from glance_store_ng.locations import mask_uri
 from glance_store_ng.store import Orphan, is_image_id
 
@@ -243,7 +243,7 @@ def _find_dead_adds(store: S3Store, older_than: float) -> tuple[list[Orphan], se
             continue
         key, token = parsed
         try:
-            upload_id = _recorded_upload(store, mark["Key"])
+            upload_id, _ = _read_mark(store, mark["Key"])
         except NotFound:
             continue  # its add finished meanwhile
         if upload_id:
@@ -264,13 +264,19 @@ def _find_dead_adds(store: S3Store, older_than: float) -> tuple[list[Orphan], se
 
 def _remove_dead_add(store: S3Store, orphan: Orphan) -> None:
     """Remove what the dead add ``orphan`` names left: its image (only if the image carries
-    its token), its pending upload, its mark. One already gone is fine."""
+    its token), its pending upload, its mark. One already gone is fine; InUse if the mark
+    was refreshed since ``orphan`` was listed (its add is alive after all)."""
     key, token = _parse_dead_add_name(store, orphan.name)
     mark = f"{MARK_PREFIX}{key}/{token}"
     try:
-        upload_id = _recorded_upload(store, mark)
+        upload_id, age = _read_mark(store, mark)
     except NotFound:
         return
+    if age < orphan.age - HEARTBEAT:  # refreshed since it was listed: the add is alive
+        raise InUse(
+            f"{store.label}: the add of {store.uri_of(key)} wrote again since gc listed it "
+            f"({age:.0f} s ago); left alone"
+        )
     if store.is_ours(key, token):
         store.call(
             f"removing {store.uri_of(key)}",
@@ -311,17 +317,19 @@ def _parse_mark_key(name: str) -> tuple[str, str] | None:
     return key, token
 
 
-def _recorded_upload(store: S3Store, mark: str) -> str | None:
-    """The upload id a mark records (None: none yet); NotFound if the mark is gone."""
+def _read_mark(store: S3Store, mark: str) -> tuple[str | None, float]:
+    """The upload id a mark records (None: none yet) and its age by the server's clock;
+    NotFound if the mark is gone."""
     answer = store.call(
         f"reading the mark {mark}",
         lambda: store.client.get_object(Bucket=store.bucket, Key=mark),
     )
+    age = max(0.0, _server_time(answer) - answer["LastModified"].timestamp())
     try:
         upload_id = json.loads(answer["Body"].read()).get("upload")
     except (ValueError, AttributeError):
-        return None
-    return upload_id if isinstance(upload_id, str) else None
+        return None, age
+    return (upload_id if isinstance(upload_id, str) else None), age
 
 
 def _parse_dead_add_name(store: S3Store, name: str) -> tuple[str, str]:

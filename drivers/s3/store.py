@@ -8,9 +8,10 @@ fits in one part (or is declared smaller than ``s3_store_large_object_size``),
 else as a multipart upload, through the core's PartWriter (see multipart.py
 for what the server checks). A failed or interrupted add aborts the upload and
 removes an object it may have created: nothing is left behind. An add killed
-mid-upload (kill -9, a crash) cannot abort; :meth:`S3Store.find_orphans`
-finds its upload, which holds storage until aborted, and
-:meth:`S3Store.remove_orphan` aborts it. Reads are ranged GETs that resume
+(kill -9, a crash) cannot clean up: its mark (orphans.py) lets
+:meth:`S3Store.find_orphans` find its upload, which holds storage until aborted,
+or the image it completed without returning, and :meth:`S3Store.remove_orphan`
+removes them. Reads are ranged GETs that resume
 where a broken one stopped (the core's ResumingReader); every request goes
 through the store's RetryPolicy (``s3_store_max_attempts``).
 

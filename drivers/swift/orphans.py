@@ -27,10 +27,11 @@ import json
 import re
 import time
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from glance_store_ng.errors import BadLocation, InUse
-from glance_store_ng.heartbeat import Heartbeat
+from glance_store_ng.heartbeat import HEARTBEAT, Heartbeat
 from glance_store_ng.store import IMAGE_ID_PATTERN, Orphan
 
 from .account import Account
@@ -133,10 +134,12 @@ def find_orphan_uploads(
     return found
 
 
-def remove_orphan_upload(account: Account, segments: str, name: str, label: str) -> None:
-    """Delete every object of the orphan upload ``name`` (``<segments>/<image>/<token>/``)
+def remove_orphan_upload(account: Account, segments: str, orphan: Orphan, label: str) -> None:
+    """Delete every object of the orphan upload ``orphan`` (``<segments>/<image>/<token>/``)
     in ``segments``, and the image if that upload's add completed it (it has a mark, the
-    image its token); InUse if an unmarked upload's segments are an image's after all."""
+    image its token); InUse if the mark was refreshed since the orphan was listed (its add
+    is alive), or if an unmarked upload's segments are an image's after all."""
+    name = orphan.name
     prefix = name.removeprefix(f"{segments}/")
     match = _UPLOAD.fullmatch(prefix)
     if prefix == name or not match:
@@ -146,6 +149,15 @@ def remove_orphan_upload(account: Account, segments: str, name: str, label: str)
     objects = [entry["name"] for entry in list_entries(account, segments, prefix)]
     mark = f"{prefix}{MARK}"
     if mark in objects:
+        # the listing may lag: the mark itself says whether the add is still there
+        head = account.request("HEAD", f"{segments}/{mark}", what="checking the mark of "
+                               f"{name}", allow=(404,))  # fmt: skip
+        if head.status_code == 404:
+            return  # its add finished meanwhile (or gc ran already)
+        age = _age(head.headers)
+        if age < orphan.age - HEARTBEAT:  # refreshed since it was listed (clocks may differ)
+            raise InUse(f"{label}: the add of {image} wrote again since gc listed it ({age:.0f} "
+                        "s ago); left alone")  # fmt: skip
         if _image_of_add(account, image, match["token"]) is not None:
             delete_object(account, image, label)  # an SLO's segments with it
     elif prefix in _referenced_uploads(account, container, match["image"], label):
@@ -153,6 +165,16 @@ def remove_orphan_upload(account: Account, segments: str, name: str, label: str)
     for object_name in sorted(objects, key=lambda n: n == mark):  # the mark last
         path = f"{segments}/{object_name}"
         delete_quietly(account, path, f"removing the orphan segment {path}")
+
+
+def _age(headers: Any) -> float:
+    """Seconds since the object answering with ``headers`` was written, by Swift's clock."""
+    try:
+        written = float(headers["X-Timestamp"])
+        now = parsedate_to_datetime(headers["Date"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return 0.0  # unknown: as young as can be (nothing is removed)
+    return max(0.0, now - written)
 
 
 def _image_of_add(account: Account, path: str, token: str) -> int | None:

@@ -167,7 +167,8 @@ class SwiftStore(Store):
             )
         if not address.startswith(("http://", "https://")):
             raise ConfigError(
-                f"{self.label}: auth address {address!r} must start with http:// or https://"
+                f"{self.label}: auth address {mask_url(address)!r} must start with http:// or "
+                "https://"
             )
 
     def _read_references(self, path: str) -> dict[str, Credentials]:
@@ -317,8 +318,11 @@ class SwiftStore(Store):
             mark.remove()  # the add is done: an ordinary image from here on
         except BaseException:
             self._remove_if_ours(path, token)  # complete, but its mark could not go
-            with contextlib.suppress(Exception):  # else gc removes it
+            try:
                 mark.remove()
+            except Exception as exc:  # the add's own error matters more; gc removes it
+                LOG.warning("%s: could not remove the mark %s of a failed add (gc removes "
+                            "it): %s", self.label, mark.path, exc)  # fmt: skip
             raise
         return location
 
@@ -428,7 +432,7 @@ class SwiftStore(Store):
             raise BadLocation(
                 f"{self.label}: {orphan.name} is not in a segment container of {self.container}"
             )
-        remove_orphan_upload(self.account, segments, orphan.name, self.label)
+        remove_orphan_upload(self.account, segments, orphan, self.label)
 
     # -- get, get_size, delete -------------------------------------------------------------
 

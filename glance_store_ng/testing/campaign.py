@@ -76,7 +76,8 @@ class KillCampaign:
         before = fixture.backend_listing(store)
         kept_id = new_id()
         kept = store.add(kept_id, _image(size, seed=-1))
-        rng = random.Random(os.environ.get("PYTEST_CURRENT_TEST", "") + str(time.time()))
+        kill_seed = random.randrange(1 << 32)  # in failure messages: the kill times again
+        rng = random.Random(kill_seed)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
 
         def run_add(image_id: str, seed: int, declared: bool, kill_after: float | None) -> Any:
@@ -87,10 +88,15 @@ class KillCampaign:
                 stderr=subprocess.PIPE,
                 env=env,
             )
-            if kill_after is not None:
-                time.sleep(kill_after)
-                process.kill()
-            out, err = process.communicate(timeout=300)
+            try:
+                if kill_after is not None:
+                    time.sleep(kill_after)
+                    process.kill()
+                out, err = process.communicate(timeout=300)
+            finally:
+                if process.poll() is None:  # a timeout, or this test interrupted
+                    process.kill()
+                    process.communicate()
             return process.returncode, out, err
 
         # How long a whole add takes here, child process included (the quicker of two, the
@@ -105,6 +111,7 @@ class KillCampaign:
         span = min(spans)
 
         figures: dict[str, Any] = {
+            "kill seed": kill_seed,
             "kills": kills,
             "returned before the kill": 0,
             "whole image, add never returned": 0,
@@ -122,7 +129,7 @@ class KillCampaign:
             try:
                 got = _read(store, location)
             except errors.NotFound:
-                assert not returned, f"add returned {location}, which is not found"
+                assert not returned, f"add returned {location}, not found (kill seed {kill_seed})"
                 figures["absent"] += 1
                 continue
             if got != _image(size, seed):
@@ -131,7 +138,7 @@ class KillCampaign:
                 figures["returned before the kill"] += 1
             else:
                 figures["whole image, add never returned"] += 1
-        assert figures["partial images seen"] == 0, figures
+        assert figures["partial images seen"] == 0, figures  # with the kill seed
 
         orphans = store.find_orphans(older_than=0)
         figures["orphans before gc"] = len(orphans)
@@ -142,7 +149,7 @@ class KillCampaign:
                 fixture.release_killed_add(store, orphan)
                 store.remove_orphan(orphan)
         figures["orphans after gc"] = len(store.find_orphans(older_than=0))
-        assert figures["orphans after gc"] == 0, store.find_orphans(older_than=0)
+        assert figures["orphans after gc"] == 0, (kill_seed, store.find_orphans(older_than=0))
 
         retried, late = 0, 0
         for image_id, (seed, returned) in killed.items():
@@ -150,18 +157,20 @@ class KillCampaign:
             try:
                 got = _read(store, location)
             except errors.NotFound:  # gone, and its id free again
-                assert not returned, f"gc removed {location}, whose add returned"
+                assert not returned, (
+                    f"gc removed {location}, whose add returned (kill seed {kill_seed})"
+                )
                 assert store.add(image_id, b"retry").location == location
                 retried += 1
             else:  # an add that returned, or was killed after its last step: whole, kept
-                assert got == _image(size, seed), f"{location} changed"
+                assert got == _image(size, seed), f"{location} changed (kill seed {kill_seed})"
                 late += not returned
             store.delete(location)
         figures["ids retried after gc"] = retried
         figures["kept: killed after the add's last step"] = late
         assert _read(store, kept.location) == _image(size, seed=-1)
         store.delete(kept.location)
-        assert fixture.backend_listing(store) == before
+        assert fixture.backend_listing(store) == before, f"leftovers (kill seed {kill_seed})"
         figures["leftovers after gc"] = 0
         figures["add seconds"] = round(span, 2)
         report("kills", {"fixture": _campaign_name(type(self).__name__), **figures})

@@ -230,7 +230,7 @@ def mask_options(declared: Iterable[Option], values: Mapping[str, Any]) -> dict[
 
 
 def _mask_url_value(value: Any) -> Any:
-    if isinstance(value, str) and has_userinfo(value):
-        if "://" in value or not any(c.isspace() for c in value):  # a URL, not prose
-            return mask_url(value)
-    return value
+    if not (isinstance(value, str) and has_userinfo(value)):
+        return value
+    url = "://" in value or not any(c.isspace() for c in value)  # else prose, not a URL
+    return mask_url(value) if url else value

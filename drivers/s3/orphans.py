@@ -1,6 +1,6 @@
 """S3 orphans: what adds that died (kill -9, a crash, a lost host) left in the bucket.
 
-Two kinds, both listed and removed by ``glance-store-ng gc`` through these
+Three kinds, all listed and removed by ``glance-store-ng gc`` through these
 functions (:meth:`S3Store.find_orphans`, :meth:`S3Store.remove_orphan`):
 
 - **Dead adds**, found by their mark. An add puts a small object, its mark
@@ -17,6 +17,9 @@ functions (:meth:`S3Store.find_orphans`, :meth:`S3Store.remove_orphan`):
 - **Abandoned multipart uploads** no mark records (a lost answer to the request
   that started one, an add of an older version): named
   ``s3://host/bucket/<id>?uploadId=<upload id>``.
+- **Checksum probes**: the small object a store's first add PUTs to learn whether
+  the server checks CRCs, when the add was killed before removing it (a server that
+  accepts the probe keeps it): named ``s3://host/bucket/<probe key>``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from glance_store_ng.heartbeat import HEARTBEAT, Heartbeat
 from glance_store_ng.locations import mask_uri
 from glance_store_ng.store import Orphan, is_image_id
 
-from .multipart import ADD_TOKEN, abort_upload
+from .multipart import ADD_TOKEN, PROBE_PREFIX, abort_upload
 
 if TYPE_CHECKING:
     from .store import S3Store
@@ -52,6 +55,7 @@ MARK_PREFIX = ".glance-store-ng-adding/"
 #: Between the image's URI and the add's token in a dead add's name.
 ADDING_QUERY = "?adding="
 _TOKEN = re.compile(r"[0-9a-f]{32}")
+_PROBE = re.compile(re.escape(PROBE_PREFIX) + r"[0-9a-f]{16}")
 _UPLOAD_ID = re.compile(r"[!-~]{1,1024}")  # printable ASCII, no spaces: prints and parses whole
 
 
@@ -101,21 +105,46 @@ class AddMark:
 
 
 def find_orphans(store: S3Store, older_than: float) -> list[Orphan]:
-    """Dead adds, then abandoned uploads no mark records (see the module)."""
+    """Dead adds, abandoned uploads no mark records, then the part-checksum probes of
+    adds killed while probing (see the module)."""
     dead, marked_uploads = _find_dead_adds(store, older_than)
-    return dead + [
-        orphan
-        for orphan in _find_abandoned_uploads(store, older_than)
-        if _parse_orphan_name(store, orphan.name)[1] not in marked_uploads
-    ]
+    return (
+        dead
+        + [
+            orphan
+            for orphan in _find_abandoned_uploads(store, older_than)
+            if _parse_orphan_name(store, orphan.name)[1] not in marked_uploads
+        ]
+        + _find_probes(store, older_than)
+    )
 
 
 def remove_orphan(store: S3Store, orphan: Orphan) -> None:
     """Remove what :func:`find_orphans` listed; one already gone is fine."""
     if ADDING_QUERY in orphan.name:
         _remove_dead_add(store, orphan)
+    elif orphan.name.startswith(store.uri_of(PROBE_PREFIX)):
+        key = orphan.name.removeprefix(store.uri_of(""))
+        if not _PROBE.fullmatch(key):
+            raise BadLocation(f"{store.label}: {orphan.name} is not a probe of this store")
+        store.call(
+            f"removing {orphan.name}",
+            lambda: store.client.delete_object(Bucket=store.bucket, Key=key),
+        )
     else:
         _abort_abandoned_upload(store, orphan)
+
+
+def _find_probes(store: S3Store, older_than: float) -> list[Orphan]:
+    """The small objects that asked the server whether it checks CRCs, left by an add
+    killed before it removed its probe (``s3://host/bucket/<probe key>``)."""
+    probes, now = _objects(store, PROBE_PREFIX)
+    found = []
+    for item in probes:
+        age = max(0.0, now - item["LastModified"].timestamp())
+        if _PROBE.fullmatch(item["Key"]) and age >= older_than:
+            found.append(Orphan(store.uri_of(item["Key"]), int(item.get("Size", 0)), age))
+    return found
 
 
 def _server_time(answer: dict[str, Any]) -> float:
@@ -236,7 +265,7 @@ def _find_dead_adds(store: S3Store, older_than: float) -> tuple[list[Orphan], se
     those uploads are not orphans of their own)."""
     found: list[Orphan] = []
     marked_uploads: set[str] = set()
-    marks, now = _marks(store)
+    marks, now = _objects(store, MARK_PREFIX)
     for mark in marks:
         parsed = _parse_mark_key(mark["Key"])
         if parsed is None:
@@ -294,15 +323,15 @@ def _remove_dead_add(store: S3Store, orphan: Orphan) -> None:
     )
 
 
-def _marks(store: S3Store) -> tuple[list[dict[str, Any]], float]:
-    """Every mark in the bucket, and the server's time."""
-    what = f"listing the marks of adds in bucket {store.bucket}"
+def _objects(store: S3Store, prefix: str) -> tuple[list[dict[str, Any]], float]:
+    """Every object whose key starts with ``prefix``, and the server's time."""
+    what = f"listing {prefix}* in bucket {store.bucket}"
     found: list[dict[str, Any]] = []
     token: dict[str, str] = {}
     while True:
         page = store.call(
             what,
-            partial(store.client.list_objects_v2, Bucket=store.bucket, Prefix=MARK_PREFIX, **token),
+            partial(store.client.list_objects_v2, Bucket=store.bucket, Prefix=prefix, **token),
         )
         found += page.get("Contents", [])
         if not page.get("IsTruncated"):

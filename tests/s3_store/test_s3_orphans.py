@@ -166,3 +166,18 @@ def test_gc_command_lists_then_aborts_abandoned_uploads(s3_server, bucket, tmp_p
     assert len(s3_server.pending_uploads(bucket)) == 1
     assert f"removed {name} (4096 bytes" in gc("--older-than", "0")
     assert s3_server.pending_uploads(bucket) == []
+
+
+def test_a_checksum_probe_left_by_a_killed_add_is_an_orphan(s3_server, bucket):
+    """A store's first add PUTs a probe (a server that ignores CRCs keeps it until the add
+    removes it): one an add killed meanwhile left is listed and removed by gc."""
+    store = open_store("s3", s3_server.options(bucket))
+    key = ".glance-store-ng-checksum-probe-0123456789abcdef"
+    s3_server.client().put_object(Bucket=bucket, Key=key, Body=b"probe")
+    assert store.find_orphans(older_than=3600) == []
+    [orphan] = store.find_orphans(older_than=0)
+    assert (orphan.name, orphan.size) == (store.uri_of(key), 5)
+    store.remove_orphan(orphan)
+    store.remove_orphan(orphan)  # gone already: nothing to do
+    assert s3_server.listing(bucket) == set() and store.find_orphans(older_than=0) == []
+    store.close()

@@ -67,8 +67,19 @@ also says how to open the same store in that process and what an add leaves::
         def release_killed_add(self, store, orphan):
             ...  # optional: make the backend drop what the dead process still holds
 
+        #: where your add is once its image is complete, before it returns: the test kills
+        #: the add there, instead of that call ("before") or once it returned ("after")
+        commit_kill_point = ("mypackage.store:MyMark.remove", "before")
+
     class TestMyDriverOrphans(OrphanTests, MyFixture):
         pass
+
+``OrphanTests`` also runs the kill campaign (:mod:`.campaign`): adds killed at random
+moments, then gc. ``StoreConformance`` races four clients adding one id: exactly one
+must win unless the fixture sets ``exclusive_adds = False`` (a backend that checks a
+name only when an upload starts, as Swift). A fixture whose store reads legacy location
+forms lists them in ``location_forms(store, location)``: none may serve an image whose
+add has not completed.
 """
 
 from .conformance import StoreConformance, StoreFixture

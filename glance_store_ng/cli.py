@@ -136,11 +136,9 @@ def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
         progress.finish()
         if source is not sys.stdin.buffer:
             source.close()
-    took = (
-        f"{result.seconds:.2f} s  ({result.size / result.seconds / 1e6:,.0f} MB/s)"
-        if result.seconds >= 0.01
-        else f"{result.seconds * 1000:.1f} ms"
-    )
+    took = f"{result.seconds:.2f} s" if result.seconds >= 1 else f"{result.seconds * 1000:.1f} ms"
+    if result.size >= 1_000_000 and result.seconds > 0:  # a rate says nothing of tiny images
+        took += f"  ({result.size / result.seconds / 1e6:,.0f} MB/s)"
     _print(
         args,
         {"image_id": image_id, **dataclasses.asdict(result), "hashing": native.IMPLEMENTATION},

@@ -19,24 +19,6 @@ from glance_store_ng.testing.conformance import new_id, random_bytes
 from glance_store_ng.units import MiB
 
 
-@pytest.fixture
-def tiny(tmp_path) -> Iterator[str]:
-    """A 4 MiB tmpfs: a data directory that really fills up (mounting needs root)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"this test mounts a 4 MiB tmpfs and needs root: {done.stderr.strip()}")
-    try:
-        yield str(mount)
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
-
-
 def images(*dirs: str) -> list[str]:
     """Every file in the data directories but the commit lock."""
     return sorted(
@@ -76,11 +58,13 @@ def add_in_thread(store, image_id, source, size) -> tuple[threading.Thread, dict
     return thread, outcome
 
 
-def test_same_id_added_at_once_into_two_directories_one_wins(tmp_path, tiny):
+def test_same_id_added_at_once_into_two_directories_one_wins(tmp_path, tiny_filesystem):
     """The add of A (1 MiB) goes to the tiny high-priority directory, B (6 MiB, no room
     there) to the other; A stalls while B completes, then A must fail: one image."""
     low = str(tmp_path / "low")
-    store = open_store("file", {"filesystem_store_datadirs": [f"{tiny}:200", f"{low}:100"]})
+    store = open_store(
+        "file", {"filesystem_store_datadirs": [f"{tiny_filesystem}:200", f"{low}:100"]}
+    )
     image_id = new_id()
     first = Stalled(random_bytes(MiB // 2, seed=1), random_bytes(MiB // 2, seed=2))
     thread, outcome = add_in_thread(store, image_id, first, MiB)
@@ -91,7 +75,7 @@ def test_same_id_added_at_once_into_two_directories_one_wins(tmp_path, tiny):
     first.go.set()
     thread.join(60)
     assert isinstance(outcome.get("error"), errors.AlreadyExists), outcome
-    assert images(tiny, low) == [path_of(result_b.location)]  # and no temporary file
+    assert images(tiny_filesystem, low) == [path_of(result_b.location)]  # and no temporary file
     assert store.get(result_b.location).read() == data_b
 
 
@@ -120,11 +104,15 @@ def test_concurrent_adds_of_one_id_across_directories_store_exactly_one(tmp_path
         stores[0].delete(location)
 
 
-def test_room_is_reserved_so_two_adds_that_fit_in_two_directories_both_succeed(tmp_path, tiny):
+def test_room_is_reserved_so_two_adds_that_fit_in_two_directories_both_succeed(
+    tmp_path, tiny_filesystem
+):
     """Two adds of 3 MiB: the tiny directory (4 MiB) holds one. The first one's room is
     reserved as it starts, so the second goes to the other directory: both succeed."""
     low = str(tmp_path / "low")
-    store = open_store("file", {"filesystem_store_datadirs": [f"{tiny}:200", f"{low}:100"]})
+    store = open_store(
+        "file", {"filesystem_store_datadirs": [f"{tiny_filesystem}:200", f"{low}:100"]}
+    )
     first = Stalled(random_bytes(MiB, seed=4), random_bytes(2 * MiB, seed=5))
     thread, outcome = add_in_thread(store, new_id(), first, 3 * MiB)
     assert first.gave_first.wait(60)
@@ -133,30 +121,36 @@ def test_room_is_reserved_so_two_adds_that_fit_in_two_directories_both_succeed(t
     first.go.set()
     thread.join(60)
     assert "result" in outcome, outcome
-    assert path_of(outcome["result"].location).startswith(tiny + "/")
+    assert path_of(outcome["result"].location).startswith(tiny_filesystem + "/")
     assert path_of(result.location).startswith(low + "/")
     assert store.get(result.location).read() == second
     assert store.get(outcome["result"].location).read() == first.first + first.rest
 
 
-def test_an_image_of_unknown_size_that_outgrows_its_directory_moves_to_the_next(tmp_path, tiny):
+def test_an_image_of_unknown_size_that_outgrows_its_directory_moves_to_the_next(
+    tmp_path, tiny_filesystem
+):
     low = str(tmp_path / "low")
-    store = open_store("file", {"filesystem_store_datadirs": [f"{tiny}:200", f"{low}:100"]})
+    store = open_store(
+        "file", {"filesystem_store_datadirs": [f"{tiny_filesystem}:200", f"{low}:100"]}
+    )
     data = random_bytes(3 * MiB, seed=7) + bytes(2 * MiB) + random_bytes(MiB, seed=8)
     result = store.add(new_id(), io.BytesIO(data))  # size unknown: it starts in tiny
     assert path_of(result.location).startswith(low + "/")
     assert store.get(result.location).read() == data
-    assert images(tiny, low) == [path_of(result.location)]
+    assert images(tiny_filesystem, low) == [path_of(result.location)]
     assert os.stat(path_of(result.location)).st_blocks * 512 < 5 * MiB  # the zeros: a hole
     small = store.add(new_id(), io.BytesIO(b"x" * MiB))  # tiny has its room back
-    assert path_of(small.location).startswith(tiny + "/")
+    assert path_of(small.location).startswith(tiny_filesystem + "/")
 
 
-def test_a_full_single_directory_is_storage_full_for_a_declared_size_before_writing(tiny):
-    store = open_store("file", {"filesystem_store_datadir": tiny})
+def test_a_full_single_directory_is_storage_full_for_a_declared_size_before_writing(
+    tiny_filesystem,
+):
+    store = open_store("file", {"filesystem_store_datadir": tiny_filesystem})
     with pytest.raises(errors.StorageFull, match="free space"):
         store.add(new_id(), io.BytesIO(random_bytes(5 * MiB)), 5 * MiB)
-    assert images(tiny) == []
+    assert images(tiny_filesystem) == []
 
 
 def test_thin_images_give_back_the_room_of_their_holes(tmp_path):

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from mark_testing import MarkRefreshTests
 from s3_testing import S3Fixture, S3Server
 
 from glance_store_ng import errors, open_store
@@ -44,23 +45,9 @@ def leave_upload(server: S3Server, bucket: str, key: str, *part_sizes: int) -> s
     return upload_id
 
 
-class TestS3Orphans(OrphanTests, S3Fixture):
+class TestS3Orphans(MarkRefreshTests, OrphanTests, S3Fixture):
     """An add killed mid-upload, on each real server: its upload is found, sized by its
     parts, and aborted; the name holds no credentials."""
-
-    def test_an_add_alive_again_since_gc_listed_it_is_left_alone(self, make_store):
-        """gc lists an add whose mark aged (here: as if an hour old), then the add's mark
-        is refreshed (it wrote again): removing it is refused, nothing of it goes."""
-        store = make_store(**self.orphan_options)
-        image_id = new_id()
-        with self._stalled_add(store, image_id) as add:
-            [listed] = store.find_orphans(older_than=0)
-            stale = Orphan(listed.name, listed.size, listed.age + 7200)  # listed an hour ago
-            with pytest.raises(errors.InUse, match="wrote again"):
-                store.remove_orphan(stale)
-            done = add.finish()
-        assert store.get_size(done["location"]) == 2 * self.orphan_sent
-        store.delete(done["location"])
 
 
 def test_committed_images_and_others_uploads_are_never_listed(s3_server, bucket):

@@ -7,6 +7,7 @@ import io
 import os
 
 import pytest
+from mark_testing import MarkRefreshTests
 from swift_testing import SwiftFixture, objects_under
 
 from glance_store_ng import errors
@@ -16,20 +17,8 @@ from glance_store_ng.testing.conformance import new_id
 from glance_store_ng.units import MiB
 
 
-class TestSwiftOrphans(OrphanTests, SwiftFixture):
-    def test_an_add_alive_again_since_gc_listed_it_is_left_alone(self, make_store):
-        """gc lists an add whose mark aged (here: as if an hour old), then the add's mark
-        is refreshed (it wrote again): removing it is refused, nothing of it goes."""
-        store = make_store(**self.orphan_options)
-        image_id = new_id()
-        with self._stalled_add(store, image_id) as add:
-            [listed] = store.find_orphans(older_than=0)
-            stale = Orphan(listed.name, listed.size, listed.age + 7200)  # listed an hour ago
-            with pytest.raises(errors.InUse, match="wrote again"):
-                store.remove_orphan(stale)
-            done = add.finish()
-        assert store.get_size(done["location"]) == 2 * self.orphan_sent
-        store.delete(done["location"])
+class TestSwiftOrphans(MarkRefreshTests, OrphanTests, SwiftFixture):
+    pass
 
 
 def test_remove_orphan_refuses_a_live_upload_and_names_it_does_not_know(

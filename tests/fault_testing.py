@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from tcp_relay import Relay, busy_answer
 
 from glance_store_ng import errors
-from glance_store_ng.store import Store
+from glance_store_ng.store import AddResult, Store
 from glance_store_ng.testing.campaign import REPORT_ENV, report
 from glance_store_ng.testing.conformance import new_id, random_bytes
 
@@ -92,6 +93,55 @@ def check_fault(
     if os.environ.get(REPORT_ENV):
         report("faults", outcome)
     return outcome
+
+
+def check_overlapping_adds(
+    target: str | tuple[str, int],
+    store_through: Callable[[Relay], Store],
+    direct: Store,
+    listing: Callable[[], set[str]],
+    size: int,
+) -> None:
+    """Two adds of one id whose final writes overlap, the later one ending last (the case
+    where each add, reading the image as soon as its write returned, would find its own
+    bytes): each goes through a slow relay, the second starts once the first has sent a
+    quarter of its image, and its line is three times slower. Exactly one wins, the image
+    holds its bytes, nothing of the other remains."""
+    image_id = new_id()
+    datas = [random_bytes(size, seed=71), random_bytes(size, seed=72)]
+    before = listing()
+    outcomes: list[Any] = [None, None]
+    relays = [Relay(target, delay=0.02), Relay(target, delay=0.06)]
+    quarter_sent = threading.Event()
+    relays[0].on_forward = lambda r: quarter_sent.set() if r.forwarded > size // 4 else None
+
+    def add(i: int) -> None:
+        store = store_through(relays[i])
+        try:
+            outcomes[i] = store.add(image_id, io.BytesIO(datas[i]), size)
+        except errors.StoreError as exc:
+            outcomes[i] = exc
+        finally:
+            store.close()
+
+    try:
+        first = threading.Thread(target=add, args=(0,))
+        first.start()
+        assert quarter_sent.wait(60), "the first add never sent a quarter of its image"
+        add(1)
+        first.join()
+    finally:
+        for relay in relays:
+            relay.stop()
+    winners = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, AddResult)]
+    assert len(winners) == 1, outcomes
+    loser = outcomes[1 - winners[0]]
+    assert isinstance(loser, errors.AlreadyExists), loser
+    location = _at(direct, outcomes[winners[0]].location)
+    with direct.get(location) as reader:
+        assert reader.read() == datas[winners[0]]
+    direct.delete(location)
+    assert listing() == before
 
 
 def _at(store: Store, location: str) -> str:

@@ -121,7 +121,8 @@ class S3Upload:
     ``md5_hex()`` is the image's md5, known once the data has all been read (None when
     the add does not compute it); ``part_checksum`` is crc32c, crc32, sha256 or md5 (see
     the module's text); ``on_start(upload_id)`` is told of a multipart upload once it is
-    started (the add's mark records it).
+    started (the add's mark records it); ``on_publish()`` is called just before the
+    request that makes the object (its PUT, or the completion) is first sent.
     """
 
     def __init__(
@@ -132,6 +133,7 @@ class S3Upload:
         md5_hex: Callable[[], str | None],
         part_checksum: str,
         on_start: Callable[[str], None] | None = None,
+        on_publish: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.client = store.client
@@ -144,6 +146,7 @@ class S3Upload:
         self.content_md5 = part_checksum == "md5"
         self.upload_id: str | None = None
         self.on_start = on_start
+        self.on_publish = on_publish or (lambda: None)
         self._committing = False
 
     # -- one PUT -----------------------------------------------------------------------------
@@ -179,6 +182,7 @@ class S3Upload:
                 ) from None
 
         try:
+            self.on_publish()
             self.store.bucket_call(f"storing {self.uri}", put)
         except BaseException:
             self.store.remove_if_ours(self.key, self.token)
@@ -262,6 +266,7 @@ class S3Upload:
                     return
                 raise
 
+        self.on_publish()
         self.store.call(f"completing the upload of {self.key}", complete)
 
     def abort(self) -> None:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from glance_store_ng.errors import BadLocation, InUse, NotFound
 from glance_store_ng.heartbeat import HEARTBEAT, Heartbeat
 from glance_store_ng.locations import mask_uri
+from glance_store_ng.overlapping import ADDING, OtherAdd
 from glance_store_ng.store import Orphan, is_image_id
 
 from .multipart import ADD_TOKEN, PROBE_PREFIX, abort_upload
@@ -60,18 +61,21 @@ _UPLOAD_ID = re.compile(r"[!-~]{1,1024}")  # printable ASCII, no spaces: prints 
 
 
 class AddMark:
-    """The mark of the add of ``key`` by the add holding ``token`` (see the module)."""
+    """The mark of the add of ``key`` by the add holding ``token`` (see the module); its
+    body records the add's upload id and state (glance_store_ng.overlapping)."""
 
     def __init__(self, store: S3Store, key: str, token: str) -> None:
         self.store = store
         self.key = key
+        self.token = token
         self.name = f"{MARK_PREFIX}{key}/{token}"
         self.upload_id: str | None = None
+        self.state = ADDING
         self.heartbeat = Heartbeat(self.put)
 
     def put(self) -> None:
         """Write (or refresh) the mark."""
-        body = json.dumps({"upload": self.upload_id}).encode()
+        body = json.dumps({"upload": self.upload_id, "state": self.state}).encode()
         self.store.bucket_call(
             f"marking the add of {self.store.uri_of(self.key)}",
             lambda: self.store.client.put_object(
@@ -83,6 +87,25 @@ class AddMark:
         """The add started multipart upload ``upload_id``: gc aborts it if the add dies."""
         self.upload_id = upload_id
         self.put()
+
+    def say(self, state: str) -> None:
+        """Write the mark again, saying ``state``."""
+        self.state = state
+        self.put()
+
+    def others(self) -> list[OtherAdd]:
+        """The marks of the other adds of this key: one listing, then one GET per other."""
+        marks, _ = _objects(self.store, f"{MARK_PREFIX}{self.key}/")
+        found = []
+        for mark in marks:
+            if mark["Key"] == self.name or _parse_mark_key(mark["Key"]) is None:
+                continue
+            try:
+                _, state, age = _read_mark(self.store, mark["Key"])
+            except NotFound:
+                continue  # its add ended meanwhile
+            found.append(OtherAdd(mark["Key"], state, age))
+        return found
 
     def remove(self) -> None:
         """The add is done: delete the mark (an error here fails the add)."""
@@ -272,7 +295,7 @@ def _find_dead_adds(store: S3Store, older_than: float) -> tuple[list[Orphan], se
             continue
         key, token = parsed
         try:
-            upload_id, _ = _read_mark(store, mark["Key"])
+            upload_id, _, _ = _read_mark(store, mark["Key"])
         except NotFound:
             continue  # its add finished meanwhile
         if upload_id:
@@ -298,7 +321,7 @@ def _remove_dead_add(store: S3Store, orphan: Orphan) -> None:
     key, token = _parse_dead_add_name(store, orphan.name)
     mark = f"{MARK_PREFIX}{key}/{token}"
     try:
-        upload_id, age = _read_mark(store, mark)
+        upload_id, _, age = _read_mark(store, mark)
     except NotFound:
         return
     if age < orphan.age - HEARTBEAT:  # refreshed since it was listed: the add is alive
@@ -346,19 +369,20 @@ def _parse_mark_key(name: str) -> tuple[str, str] | None:
     return key, token
 
 
-def _read_mark(store: S3Store, mark: str) -> tuple[str | None, float]:
-    """The upload id a mark records (None: none yet) and its age by the server's clock;
-    NotFound if the mark is gone."""
+def _read_mark(store: S3Store, mark: str) -> tuple[str | None, str, float]:
+    """The upload id a mark records (None: none yet), the state it says (ADDING for a mark
+    of an older version) and its age by the server's clock; NotFound if the mark is gone."""
     answer = store.call(
         f"reading the mark {mark}",
         lambda: store.client.get_object(Bucket=store.bucket, Key=mark),
     )
     age = max(0.0, _server_time(answer) - answer["LastModified"].timestamp())
     try:
-        upload_id = json.loads(answer["Body"].read()).get("upload")
+        body = json.loads(answer["Body"].read())
+        upload_id, state = body.get("upload"), body.get("state", ADDING)
     except (ValueError, AttributeError):
-        return None, age
-    return (upload_id if isinstance(upload_id, str) else None), age
+        return None, ADDING, age
+    return (upload_id if isinstance(upload_id, str) else None), str(state), age
 
 
 def _parse_dead_add_name(store: S3Store, name: str) -> tuple[str, str]:

@@ -6,8 +6,12 @@ Options carry glance_store's names and meanings (sizes in MB, as there);
 An add refuses an existing image id, then sends the image as one PUT when it
 fits in one part (or is declared smaller than ``s3_store_large_object_size``),
 else as a multipart upload, through the core's PartWriter (see multipart.py
-for what the server checks). A failed or interrupted add aborts the upload and
-removes an object it may have created: nothing is left behind. An add killed
+for what the server checks). Of two adds of one id whose final requests (the
+PUT, the completion) overlap on a server that checks If-None-Match only when a
+request starts (Swift's s3api), the add's mark makes exactly one win, the one
+whose object the server kept (glance_store_ng.overlapping). A failed or
+interrupted add aborts the upload and removes an object it may have created:
+nothing is left behind. An add killed
 (kill -9, a crash) cannot clean up: its mark (orphans.py) lets
 :meth:`S3Store.find_orphans` find its upload, which holds storage until aborted,
 or the image it completed without returning, and :meth:`S3Store.remove_orphan`
@@ -46,6 +50,7 @@ from glance_store_ng.errors import (
     StoreError,
 )
 from glance_store_ng.locations import Location, mask_url
+from glance_store_ng.overlapping import PUBLISHED, PUBLISHING, settle
 from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader, ResumingReader
@@ -354,6 +359,7 @@ class S3Store(Store):
             lambda: ingest.checksum,
             self.resolve_part_checksum(),
             on_start=mark.record_upload,
+            on_publish=lambda: mark.say(PUBLISHING),
         )
         writer = PartWriter(
             upload,
@@ -365,12 +371,36 @@ class S3Store(Store):
         )
         try:
             writer.write(mark.heartbeat.beating(ingest))  # the source's errors as they come
+            self._settle(mark)
             mark.remove()  # the add is done: an ordinary image from here on
         except BaseException:
             self.remove_if_ours(key, token)  # complete, but its mark could not go
             mark.remove_quietly()
             raise
         return uri
+
+    def _settle(self, mark: orphans.AddMark) -> None:
+        """The image is written: wait until no overlapping add of its key can replace it,
+        then AlreadyExists unless it is ours (glance_store_ng.overlapping; a server that
+        checks If-None-Match when a write starts, as Swift's s3api, lets both write)."""
+        uri = self.uri_of(mark.key)
+
+        def owner() -> str | None:  # the token of the add that wrote the image
+            head = self.head(mark.key, f"checking {uri}")
+            return None if head is None else head.get("Metadata", {}).get(ADD_TOKEN, "")
+
+        token = settle(mark.others, lambda: mark.say(PUBLISHED), owner, f"{self.label}: {uri}")
+        if token == mark.token:
+            return
+        if token is None:
+            raise StoreError(
+                f"{self.label}: {uri} was replaced by another add of the same id, then "
+                "deleted, as this add ended; nothing of this add is stored"
+            )
+        raise AlreadyExists(
+            f"{self.label}: image {mark.key} was added by another add at the same time (at "
+            f"{uri}); this add's copy was replaced, nothing of it is kept"
+        )
 
     def remove_if_ours(self, key: str, token: str) -> None:
         """Delete ``key`` if this add wrote it (an add that failed after its object appeared)."""

@@ -124,6 +124,8 @@ class SwiftUpload:
 
     ``md5_hex()`` is the image's md5, known once the data has all been read. ``token``
     (16 hex digits) names the upload: its segments' prefix, the image's metadata.
+    ``on_publish()`` is called just before the PUT that makes the image (the object or
+    the manifest) starts.
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class SwiftUpload:
         max_manifest_segments: int,
         label: str,
         token: str,
+        on_publish: Callable[[], None],
     ) -> None:
         self.account = account
         self.container = container
@@ -147,12 +150,14 @@ class SwiftUpload:
         self.prefix = f"{image_id}/{token}/"
         self.max_manifest_segments = max_manifest_segments
         self.label = label
+        self.on_publish = on_publish
         self._committing = False
 
     def write_once(self, data: memoryview) -> None:
         """One PUT of the whole image, with its md5 as ETag (Swift checks it: 422 if not)."""
         md5 = self.md5_hex()
         headers = {"ETag": md5, "Content-Length": str(len(data)), ADD_TOKEN_HEADER: self.token}
+        self.on_publish()
         resp = put_object(self.account, self.path, headers, data if len(data) else b"", self.label)
         check_etag(self.account, self.path, resp, md5, self.label)
 
@@ -203,6 +208,7 @@ class SwiftUpload:
                 )
             entries = grouped
         self._committing = True
+        self.on_publish()
         self._put_manifest(self.path, entries, exclusive=True)
 
     def _put_manifest(self, path: str, entries: list[dict[str, Any]], exclusive: bool) -> None:

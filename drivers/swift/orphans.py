@@ -29,9 +29,11 @@ import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 from glance_store_ng.errors import BadLocation, InUse
 from glance_store_ng.heartbeat import HEARTBEAT, Heartbeat
+from glance_store_ng.overlapping import ADDING, OtherAdd
 from glance_store_ng.store import IMAGE_ID_PATTERN, Orphan
 
 from .account import Account
@@ -47,6 +49,8 @@ __all__ = ["AddMark", "find_orphan_uploads", "remove_orphan_upload", "segment_co
 
 #: The name of an add's mark under its upload prefix.
 MARK = "adding"
+#: The mark's Content-Type, before the state it says.
+_MARK_TYPE = "application/x-glance-store-ng-"
 #: ``<image id>/<upload token>/`` then a segment number, a sub-manifest name or the mark.
 _SEGMENT = re.compile(
     rf"(?P<upload>(?P<image>{IMAGE_ID_PATTERN})/(?P<token>[0-9a-f]{{16}})/)"
@@ -56,11 +60,18 @@ _UPLOAD = re.compile(rf"(?P<image>{IMAGE_ID_PATTERN})/(?P<token>[0-9a-f]{{16}})/
 
 
 class AddMark:
-    """The mark of an add in progress: ``<segments>/<image id>/<token>/adding``."""
+    """The mark of an add in progress: ``<segments>/<image id>/<token>/adding``, an empty
+    object whose Content-Type says the add's state (glance_store_ng.overlapping)."""
 
-    def __init__(self, account: Account, segments: str, image_id: str, token: str) -> None:
+    def __init__(
+        self, account: Account, segments: str, image_id: str, token: str, state: str = ADDING
+    ) -> None:
         self.account = account
+        self.segments = segments
+        self.image_id = image_id
+        self.token = token
         self.path = f"{segments}/{image_id}/{token}/{MARK}"
+        self.state = state
         self.heartbeat = Heartbeat(self.put)
 
     def put(self) -> None:
@@ -70,9 +81,37 @@ class AddMark:
             self.path,
             what=f"writing the mark {self.path}",
             retry=True,
-            headers={"Content-Length": "0"},
+            headers={"Content-Length": "0", "Content-Type": _MARK_TYPE + self.state},
             data=b"",
         )
+
+    def say(self, state: str) -> None:
+        """Write the mark again, saying ``state``."""
+        self.state = state
+        self.put()
+
+    def others(self) -> list[OtherAdd]:
+        """The marks of the other adds of this image id (one listing of their upload
+        prefixes, then one HEAD per other add)."""
+        listing = self.account.request(
+            "GET",
+            self.segments,
+            what=f"listing the adds of {self.image_id}",
+            allow=(404,),
+            query=f"format=json&delimiter=/&prefix={quote(self.image_id + '/', safe='')}",
+        )
+        found = []
+        for entry in json.loads(listing.content or b"[]") if listing.status_code == 200 else []:
+            match = _UPLOAD.fullmatch(entry.get("subdir", ""))
+            if not match or match["token"] == self.token:
+                continue
+            path = f"{self.segments}/{match[0]}{MARK}"
+            head = self.account.request("HEAD", path, what=f"reading {path}", allow=(404,))
+            if head.status_code == 404:  # segments an add is removing, or of an older version
+                continue
+            state = head.headers.get("Content-Type", "").removeprefix(_MARK_TYPE)
+            found.append(OtherAdd(path, state, _age(head.headers)))
+        return found
 
     def remove(self) -> None:
         """The add is done: delete the mark (an error here fails the add)."""

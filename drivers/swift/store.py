@@ -19,7 +19,10 @@ segment, else a Static Large Object of segments sent
 within segment size x (concurrency + 1).
 
 No add overwrites an image: the object is checked first, and the final PUT
-(the object, or the SLO manifest) carries ``If-None-Match: *``. A failed add
+(the object, or the SLO manifest) carries ``If-None-Match: *``. Swift checks it
+when the PUT starts, so of two adds of one id whose final PUTs overlap both are
+told 201: the add's mark then makes exactly one win, the one whose image Swift
+kept (glance_store_ng.overlapping); the other fails AlreadyExists. A failed add
 removes the segments it wrote; those of an add whose process died are found
 and removed by ``find_orphans``/``remove_orphan`` (``glance-store-ng gc``,
 orphans.py). Reads resume where a broken GET stopped (reader.py). Requests
@@ -45,6 +48,7 @@ from glance_store_ng.errors import (
     StoreError,
 )
 from glance_store_ng.locations import Location, has_userinfo, mask_url
+from glance_store_ng.overlapping import ADDING, PUBLISHED, PUBLISHING, settle
 from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Chunk, Ingest
 from glance_store_ng.reader import ImageReader
@@ -311,10 +315,12 @@ class SwiftStore(Store):
         token = secrets.token_hex(8)
         segments = segment_container(container)
         self._prepare_segment_container(segments)
-        mark = AddMark(self.account, segments, image_id, token)
+        streamed = self._streams(ingest)  # its one PUT starts with its first byte
+        mark = AddMark(self.account, segments, image_id, token, PUBLISHING if streamed else ADDING)
         mark.put()  # before any byte: gc finds this add if it dies (orphans.py)
         try:
-            self._write(container, image_id, mark.heartbeat.beating(ingest), ingest, token)
+            upload = self._write(container, image_id, mark, ingest, token)
+            self._settle(path, mark, upload)
             mark.remove()  # the add is done: an ordinary image from here on
         except BaseException:
             self._remove_if_ours(path, token)  # complete, but its mark could not go
@@ -326,21 +332,23 @@ class SwiftStore(Store):
             raise
         return location
 
-    def _write(
-        self,
-        container: str,
-        image_id: str,
-        chunks: Iterator[Chunk],
-        ingest: Ingest,
-        token: str,
-    ) -> None:
-        """Store the image: one streamed PUT when its size is known and small enough,
-        else an SLO; both carry the add's ``token``."""
-        path = f"{container}/{image_id}"
+    def _streams(self, ingest: Ingest) -> bool:
+        """Whether the image goes up in one PUT streamed from the ingest (else through the
+        part writer: one PUT or an SLO)."""
         declared = ingest.declared_size
-        if declared is not None and declared <= self.large_object_size:
-            self._put_stream(path, chunks, ingest, declared, token)
-            return
+        return declared is not None and declared <= self.large_object_size
+
+    def _write(
+        self, container: str, image_id: str, mark: AddMark, ingest: Ingest, token: str
+    ) -> SwiftUpload | None:
+        """Store the image: one streamed PUT when its size is known and small enough,
+        else an SLO (its upload returned); both carry the add's ``token``, and ``mark``
+        says PUBLISHING before the PUT that makes the image starts."""
+        path = f"{container}/{image_id}"
+        chunks = mark.heartbeat.beating(ingest)
+        if self._streams(ingest):
+            self._put_stream(path, chunks, ingest, ingest.declared_size or 0, token)
+            return None
         upload = SwiftUpload(
             self.account,
             container,
@@ -349,8 +357,10 @@ class SwiftStore(Store):
             max_manifest_segments=self._max_segments(),
             label=self.label,
             token=token,
+            on_publish=lambda: mark.say(PUBLISHING),
         )
         segment_size = self.segment_size
+        declared = ingest.declared_size
         writer = PartWriter(
             upload,
             part_size=lambda number: segment_size,
@@ -361,6 +371,32 @@ class SwiftStore(Store):
             one_shot_limit=self.single_put_limit,
         )
         writer.write(chunks)  # errors of the caller's source propagate unchanged
+        return upload
+
+    def _settle(self, path: str, mark: AddMark, upload: SwiftUpload | None) -> None:
+        """The image is written: wait until no overlapping add of its id can replace it, then
+        AlreadyExists (our segments removed) unless it is ours (glance_store_ng.overlapping)."""
+
+        def owner() -> str | None:  # the token of the add that wrote the image
+            head = self.account.request(
+                "HEAD", path, what=f"checking {path}", allow=(404,), headers={"X-Newest": "true"}
+            )
+            return None if head.status_code == 404 else head.headers.get(ADD_TOKEN_HEADER, "")
+
+        token = settle(mark.others, lambda: mark.say(PUBLISHED), owner, f"{self.label}: {path}")
+        if token == mark.token:
+            return
+        if upload is not None:
+            upload.abort()  # its segments: the manifest is another add's
+        if token is None:
+            raise StoreError(
+                f"{self.label}: {path} was replaced by another add of the same id, then "
+                "deleted, as this add ended; nothing of this add is stored"
+            )
+        raise AlreadyExists(
+            f"{self.label}: image {mark.image_id} was added by another add at the same time "
+            f"(at {path}); this add's copy was replaced, nothing of it is kept"
+        )
 
     def _prepare_segment_container(self, segments: str) -> None:
         """The segment container holds the add's mark (and its segments): made once."""

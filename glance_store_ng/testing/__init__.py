@@ -76,8 +76,9 @@ also says how to open the same store in that process and what an add leaves::
 
 ``OrphanTests`` also runs the kill campaign (:mod:`.campaign`): adds killed at random
 moments, then gc. ``StoreConformance`` races four clients adding one id: exactly one
-must win unless the fixture sets ``exclusive_adds = False`` (a backend that checks a
-name only when an upload starts, as Swift). A fixture whose store reads legacy location
+must win (a backend that checks a name only when an upload starts, as Swift, can make
+one win with :mod:`glance_store_ng.overlapping`; until then its fixture sets
+``exclusive_adds = False``). A fixture whose store reads legacy location
 forms lists them in ``location_forms(store, location)``: none may serve an image whose
 add has not completed.
 """

@@ -131,9 +131,10 @@ class StoreFixture:
         default."""
         return [location]
 
-    #: Two adds of one id at the same moment: the backend lets exactly one create it. False
-    #: where it checks only when a write starts (Swift's If-None-Match: of two overlapping
-    #: uploads both succeed, the newest replaces the other); the race test then asks only
+    #: Two adds of one id at the same moment: exactly one creates it. False for a driver
+    #: whose backend checks only when a write starts (Swift's If-None-Match: of two
+    #: overlapping uploads both succeed, the newest replaces the other) and that does not
+    #: settle the race itself (glance_store_ng.overlapping); the race test then asks only
     #: that the image be one winner's, whole.
     exclusive_adds: ClassVar[bool] = True
     #: Where an add is once its image is complete, before it returns: ``("module:Name.attr",

@@ -240,12 +240,6 @@ class S3Fixture(StoreFixture):
         body[offset] ^= 0x10
         client.put_object(Bucket=store.bucket, Key=key, Body=bytes(body))
 
-    @property
-    def exclusive_adds(self) -> bool:  # type: ignore[override]
-        """Swift's s3api checks If-None-Match when a PUT starts (overlapping uploads of one
-        key both win); radosgw refuses the second atomically."""
-        return self.server.name != "swift-s3api"
-
     commit_kill_point = ("glance_store_ng.drivers.s3.orphans:AddMark.remove", "before")
 
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:

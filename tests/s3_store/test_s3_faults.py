@@ -4,7 +4,7 @@ sending and receiving, a slow line, 503 SlowDown; see tests/fault_testing.py."""
 from __future__ import annotations
 
 import pytest
-from fault_testing import FAULTS, check_fault
+from fault_testing import FAULTS, check_fault, check_overlapping_adds
 from s3_testing import S3Server
 
 from glance_store_ng import open_store
@@ -29,5 +29,20 @@ def test_every_add_and_get_ends_whole_or_with_a_clear_error(
         direct,
         lambda: s3_server.listing(bucket),
         12 * MiB,
+    )
+    direct.close()
+
+
+def test_adds_whose_final_writes_overlap_one_wins(s3_server: S3Server, bucket: str) -> None:
+    """Swift's s3api checks If-None-Match when a PUT starts: the add's mark decides."""
+    direct = open_store("s3", s3_server.options(bucket, **OPTIONS))
+    check_overlapping_adds(
+        s3_server.endpoint,
+        lambda relay: open_store(
+            "s3", s3_server.options(bucket, s3_store_host=relay.url, **OPTIONS)
+        ),
+        direct,
+        lambda: s3_server.listing(bucket),
+        4 * MiB,  # one PUT: under a part
     )
     direct.close()

@@ -97,8 +97,6 @@ class SwiftFixture(StoreFixture):
             self._admin.delete_object(container, name, query_string="multipart-manifest=delete")
         self._admin.put_object(container, name, bytes(damaged))
 
-    # Swift checks If-None-Match when a PUT starts: overlapping uploads of one name both win.
-    exclusive_adds = False
     commit_kill_point = ("glance_store_ng.drivers.swift.orphans:AddMark.remove", "before")
 
     def orphan_of(self, store: Store, image_id: str) -> Orphan | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
-from fault_testing import FAULTS, check_fault
+from fault_testing import FAULTS, check_fault, check_overlapping_adds
 from swift_testing import objects_under, swift_options
 
 from glance_store_ng import open_store
@@ -34,6 +34,29 @@ def test_every_add_and_get_ends_whole_or_with_a_clear_error(
     check_fault(
         f"swift: {fault}",
         FAULTS[fault],
+        (storage.hostname, storage.port),
+        through,
+        direct,
+        lambda: objects_under(admin, container),
+        4 * MiB,
+    )
+    direct.close()
+
+
+def test_adds_whose_final_writes_overlap_one_wins(swift_env, container, admin) -> None:
+    """Swift checks If-None-Match when a PUT starts: the add's mark decides. The slow final
+    write is the streamed PUT of a whole image."""
+    storage = urlparse(swift_env["GSN_SWIFT_STORAGE_URL"])
+    direct = open_store("swift", swift_options(swift_env, container))
+
+    def through(relay):
+        endpoint = f"http://127.0.0.1:{relay.port}{storage.path}"
+        return open_store(
+            "swift",
+            swift_options(swift_env, container, swift_store_endpoint=endpoint),
+        )
+
+    check_overlapping_adds(
         (storage.hostname, storage.port),
         through,
         direct,

@@ -1,0 +1,103 @@
+"""One winner among overlapping adds of an image id, where the backend checks "must not
+exist" only when a write starts.
+
+Swift checks ``If-None-Match: *`` when a PUT starts (and S3 through Swift's
+s3api does the same): two adds of one id whose final writes (the object, or the
+manifest that makes the image) overlap both pass the check, both are told
+201, and the backend keeps the newest. Such a driver makes exactly one of them
+win with the mark each add already keeps (see :mod:`~glance_store_ng.heartbeat`)
+and the add's token the image carries:
+
+1. The mark says :data:`PUBLISHING` before the final write starts, and is
+   refreshed while that write sends data (a mark not refreshed for
+   :data:`STALE` seconds belongs to a dead add).
+2. Once the final write returned, the add lists the marks of its image id
+   (:func:`settle`). If there are others, its own says :data:`PUBLISHED` and it
+   waits until no other says :data:`PUBLISHING`.
+3. It then reads the image's token: its own, it won; another add's, it lost
+   (AlreadyExists) and removes only what is its own (segments), never the image.
+
+Why one wins: a final write that overlapped ours started before ours ended, so
+its mark said PUBLISHING before our listing, which lists it; we then wait for
+it to end, and both read the same newest image. A final write that started
+after our listing started after ours ended: the backend refuses it. An add that
+saw no other mark may read the token without waiting: any other add whose write
+overlapped its own lists its mark, and waits for it to say PUBLISHED or go.
+The cost when no add overlaps: one listing and one HEAD per add.
+This needs listings that show a mark once its PUT returned, as Swift's container
+listings do unless a container server is failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .heartbeat import HEARTBEAT
+
+__all__ = ["ADDING", "PUBLISHED", "PUBLISHING", "STALE", "OtherAdd", "settle"]
+
+LOG = logging.getLogger("glance_store_ng.overlapping")
+
+#: The states an add's mark says.
+ADDING, PUBLISHING, PUBLISHED = "adding", "publishing", "published"
+#: Seconds after which a mark nobody refreshed belongs to a dead add.
+STALE = 2 * HEARTBEAT
+T = TypeVar("T")
+
+#: Seconds between two listings while waiting: first, at most.
+_FIRST_PAUSE, _LONGEST_PAUSE = 0.05, 1.0
+
+
+@dataclass(frozen=True)
+class OtherAdd:
+    """The mark of another add of the same image id: its ``name``, what it says (``state``:
+    one of the states above; anything else counts as ADDING) and its ``age`` in seconds by
+    the backend's clock."""
+
+    name: str
+    state: str
+    age: float
+
+    @property
+    def publishing(self) -> bool:
+        """Its final write may still be running."""
+        return self.state == PUBLISHING and self.age < STALE
+
+
+def settle(
+    others: Callable[[], list[OtherAdd]],
+    published: Callable[[], None],
+    owner: Callable[[], T],
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``owner()`` (who wrote the image: step 3 above), asked once no other add's final
+    write can still change the image (step 2).
+
+    ``others()`` lists the marks of the other adds of the image; ``published()``
+    makes this add's mark say PUBLISHED. ``what`` names the image in the log.
+    """
+    waiting = others()
+    if not waiting:
+        return owner()
+    published()
+    pause = _FIRST_PAUSE
+    logged = False
+    while True:
+        busy = [other for other in waiting if other.publishing]
+        if not busy:
+            return owner()
+        if not logged:
+            LOG.info(
+                "%s: another add of this image is writing it (%s); waiting for it to end",
+                what,
+                ", ".join(other.name for other in busy),
+            )
+            logged = True
+        sleep(pause)
+        pause = min(2 * pause, _LONGEST_PAUSE)
+        waiting = others()

@@ -10,6 +10,8 @@ progress for that long).
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
@@ -21,6 +23,8 @@ HEARTBEAT = 60.0
 
 T = TypeVar("T")
 
+LOG = logging.getLogger("glance_store_ng.heartbeat")
+
 
 class Heartbeat:
     """Calls ``refresh()`` from :meth:`beat` when the last call is ``every`` seconds old."""
@@ -29,6 +33,31 @@ class Heartbeat:
         self._refresh = refresh
         self.every = every
         self._last = time.monotonic()
+        self._stop: threading.Event | None = None
+
+    def start_thread(self, what: str) -> None:
+        """Also refresh from a thread of its own, every half ``every`` seconds, until
+        :meth:`stop`: for a request that sends no chunk for long (an add's final write,
+        its wait for overlapping adds; glance_store_ng.overlapping). ``what`` names the
+        mark in the log when a refresh fails (the next one tries again)."""
+        if self._stop is not None:
+            return
+        stop = self._stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(self.every / 2):
+                try:
+                    self._refresh()
+                except Exception as exc:
+                    LOG.warning("could not refresh %s (trying again): %s", what, exc)
+
+        threading.Thread(target=run, name="gsn-heartbeat", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop the thread :meth:`start_thread` started, if any."""
+        if self._stop is not None:
+            self._stop.set()
+            self._stop = None
 
     def beat(self) -> None:
         """Refresh the mark if it is due."""

@@ -8,9 +8,10 @@ manifest that makes the image) overlap both pass the check, both are told
 win with the mark each add already keeps (see :mod:`~glance_store_ng.heartbeat`)
 and the add's token the image carries:
 
-1. The mark says :data:`PUBLISHING` before the final write starts, and is
-   refreshed while that write sends data (a mark not refreshed for
-   :data:`STALE` seconds belongs to a dead add).
+1. The mark says :data:`PUBLISHING` before the final write starts, and from
+   then on is refreshed by a thread of the add every half
+   :data:`~glance_store_ng.heartbeat.HEARTBEAT` until the add ends (a mark not
+   refreshed for :data:`STALE` seconds belongs to a dead add).
 2. Once the final write returned, the add lists the marks of its image id
    (:func:`settle`). If there are others, its own says :data:`PUBLISHED` and it
    waits until no other says :data:`PUBLISHING`.
@@ -25,7 +26,10 @@ saw no other mark may read the token without waiting: any other add whose write
 overlapped its own lists its mark, and waits for it to say PUBLISHED or go.
 The cost when no add overlaps: one listing and one HEAD per add.
 This needs listings that show a mark once its PUT returned, as Swift's container
-listings do unless a container server is failing.
+listings do unless a container server is failing or too slow (its update then
+waits in an async pending), and reads of the newest copy: Swift's drivers ask for
+it (``X-Newest``); the S3 API cannot, so through Swift's s3api with several
+replicas a read may see an older copy.
 """
 
 from __future__ import annotations

@@ -14,3 +14,9 @@ def swift_env() -> dict[str, str]:
 def ceph_env() -> dict[str, str]:
     """The running single-node Ceph's env, with python3-rbd importable from this Python."""
     return real_backends.ceph_env(rbd=True)
+
+
+@pytest.fixture(scope="session")
+def keystone_env() -> dict[str, str]:
+    """Keystone (GSN_KEYSTONE_*) and the Swift behind it (GSN_SWIFT_KS_*), running."""
+    return real_backends.keystone_env()

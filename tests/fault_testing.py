@@ -101,19 +101,20 @@ def check_overlapping_adds(
     direct: Store,
     listing: Callable[[], set[str]],
     size: int,
-) -> None:
+) -> errors.AlreadyExists:
     """Two adds of one id whose final writes overlap, the later one ending last (the case
     where each add, reading the image as soon as its write returned, would find its own
-    bytes): each goes through a slow relay, the second starts once the first has sent a
-    quarter of its image, and its line is three times slower. Exactly one wins, the image
-    holds its bytes, nothing of the other remains."""
+    bytes): each goes through a slow relay, the second starts once the first has sent an
+    eighth of its image, and its line is slower. Exactly one wins, the image
+    holds its bytes, nothing of the other remains. Returns the loser's error (it says
+    whether the loser saw the other add, or the server refused its write)."""
     image_id = new_id()
     datas = [random_bytes(size, seed=71), random_bytes(size, seed=72)]
     before = listing()
     outcomes: list[Any] = [None, None]
-    relays = [Relay(target, delay=0.02), Relay(target, delay=0.06)]
-    quarter_sent = threading.Event()
-    relays[0].on_forward = lambda r: quarter_sent.set() if r.forwarded > size // 4 else None
+    relays = [Relay(target, delay=0.03), Relay(target, delay=0.05)]
+    eighth_sent = threading.Event()
+    relays[0].on_forward = lambda r: eighth_sent.set() if r.forwarded > size // 8 else None
 
     def add(i: int) -> None:
         store = store_through(relays[i])
@@ -127,7 +128,7 @@ def check_overlapping_adds(
     try:
         first = threading.Thread(target=add, args=(0,))
         first.start()
-        assert quarter_sent.wait(60), "the first add never sent a quarter of its image"
+        assert eighth_sent.wait(60), "the first add never sent an eighth of its image"
         add(1)
         first.join()
     finally:
@@ -142,6 +143,7 @@ def check_overlapping_adds(
         assert reader.read() == datas[winners[0]]
     direct.delete(location)
     assert listing() == before
+    return loser
 
 
 def _at(store: Store, location: str) -> str:

@@ -1,8 +1,8 @@
 """The real test servers (Swift all-in-one, single-node Ceph), for every driver's tests.
 
-They are started through tools/backends/backends.py (``ensure_swift`` /
-``ensure_ceph``: a quick probe when they already run), once per session; a
-failure is remembered too, so a second test does not wait again. A server that
+They are started through tools/backends/backends.py (``ensure_swift``,
+``ensure_ceph``, ``ensure_keystone_swift``: a quick probe when they already run),
+once per session; a failure is remembered too, so a second test does not wait again. A server that
 cannot start FAILS the test that needs it with the script's message, never skips
 it: a skipped conformance run would look green.
 
@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools" / "backends"
-LABELS = {"swift": "Swift", "ceph": "Ceph"}
+LABELS = {"swift": "Swift", "ceph": "Ceph", "keystone": "Keystone and its Swift"}
+#: How each backend is started (tools/backends/backends.py).
+_ENSURE = {"swift": "ensure_swift", "ceph": "ensure_ceph", "keystone": "ensure_keystone_swift"}
 
 
 @functools.cache
@@ -45,7 +47,7 @@ def _started(name: str) -> tuple[bool, Any]:
     """Start once per session; remember a failure too (no second long wait)."""
     backends = backends_module()
     try:
-        return True, backends.ensure_swift() if name == "swift" else backends.ensure_ceph()
+        return True, getattr(backends, _ENSURE[name])()
     except backends.BackendUnavailable as exc:
         return False, str(exc)
 
@@ -83,6 +85,12 @@ def backend_env(name: str) -> dict[str, str]:
 def swift_env() -> dict[str, str]:
     """The Swift all-in-one's env (GSN_SWIFT_AUTH_URL, _USER, _KEY, _STORAGE_URL, GSN_S3_...)."""
     return backend_env("swift")
+
+
+def keystone_env() -> dict[str, str]:
+    """Keystone and the Swift all-in-one that authenticates through it: GSN_KEYSTONE_*
+    (auth URL, users, projects, domains) and GSN_SWIFT_KS_* (the proxy, the region)."""
+    return backend_env("keystone")
 
 
 def ceph_env(rbd: bool = False) -> dict[str, str]:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from glance_store_ng.errors import BadLocation, InUse, NotFound
 from glance_store_ng.heartbeat import HEARTBEAT, Heartbeat
 from glance_store_ng.locations import mask_uri
-from glance_store_ng.overlapping import ADDING, OtherAdd
+from glance_store_ng.overlapping import ADDING, PUBLISHING, OtherAdd
 from glance_store_ng.store import Orphan, is_image_id
 
 from .multipart import ADD_TOKEN, PROBE_PREFIX, abort_upload
@@ -93,6 +93,13 @@ class AddMark:
         self.state = state
         self.put()
 
+    def publish(self) -> None:
+        """The add's final write starts: say PUBLISHING, and keep the mark fresh from a
+        thread until the add ends (that write, or the wait after it, may send no chunk
+        for long)."""
+        self.say(PUBLISHING)
+        self.heartbeat.start_thread(f"the mark {self.name}")
+
     def others(self) -> list[OtherAdd]:
         """The marks of the other adds of this key: one listing, then one GET per other."""
         marks, _ = _objects(self.store, f"{MARK_PREFIX}{self.key}/")
@@ -109,6 +116,7 @@ class AddMark:
 
     def remove(self) -> None:
         """The add is done: delete the mark (an error here fails the add)."""
+        self.heartbeat.stop()
         self.store.call(
             f"removing the mark of the add of {self.store.uri_of(self.key)}",
             lambda: self.store.client.delete_object(Bucket=self.store.bucket, Key=self.name),

@@ -50,7 +50,7 @@ from glance_store_ng.errors import (
     StoreError,
 )
 from glance_store_ng.locations import Location, mask_url
-from glance_store_ng.overlapping import PUBLISHED, PUBLISHING, settle
+from glance_store_ng.overlapping import PUBLISHED, settle
 from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader, ResumingReader
@@ -359,7 +359,7 @@ class S3Store(Store):
             lambda: ingest.checksum,
             self.resolve_part_checksum(),
             on_start=mark.record_upload,
-            on_publish=lambda: mark.say(PUBLISHING),
+            on_publish=mark.publish,
         )
         writer = PartWriter(
             upload,
@@ -371,17 +371,20 @@ class S3Store(Store):
         )
         try:
             writer.write(mark.heartbeat.beating(ingest))  # the source's errors as they come
-            self._settle(mark)
-            mark.remove()  # the add is done: an ordinary image from here on
+            loss = self._settle(mark)
+            if loss is None:
+                mark.remove()  # the add is done: an ordinary image from here on
+                return uri
         except BaseException:
             self.remove_if_ours(key, token)  # complete, but its mark could not go
             mark.remove_quietly()
             raise
-        return uri
+        mark.remove_quietly()  # another add's object replaced ours: nothing else is ours
+        raise loss
 
-    def _settle(self, mark: orphans.AddMark) -> None:
-        """The image is written: wait until no overlapping add of its key can replace it,
-        then AlreadyExists unless it is ours (glance_store_ng.overlapping; a server that
+    def _settle(self, mark: orphans.AddMark) -> StoreError | None:
+        """The image is written: once no overlapping add of its key can replace it, None if
+        it is ours, else the error to fail with (glance_store_ng.overlapping; a server that
         checks If-None-Match when a write starts, as Swift's s3api, lets both write)."""
         uri = self.uri_of(mark.key)
 
@@ -391,13 +394,13 @@ class S3Store(Store):
 
         token = settle(mark.others, lambda: mark.say(PUBLISHED), owner, f"{self.label}: {uri}")
         if token == mark.token:
-            return
+            return None
         if token is None:
-            raise StoreError(
+            return StoreError(
                 f"{self.label}: {uri} was replaced by another add of the same id, then "
                 "deleted, as this add ended; nothing of this add is stored"
             )
-        raise AlreadyExists(
+        return AlreadyExists(
             f"{self.label}: image {mark.key} was added by another add at the same time (at "
             f"{uri}); this add's copy was replaced, nothing of it is kept"
         )

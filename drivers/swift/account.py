@@ -44,6 +44,8 @@ from glance_store_ng.errors import (
 )
 from glance_store_ng.retry import RetryPolicy
 
+from .keystone import KeystoneAuth
+
 __all__ = ["Account", "Credentials", "HTTPError", "swift_errors"]
 
 
@@ -111,18 +113,56 @@ def _translate(exc: Exception, reason: str) -> StoreError | None:
 
 @dataclass(frozen=True)
 class Credentials:
-    """Who to authenticate as, and where. ``key`` never appears in a repr."""
+    """Who to authenticate as, and where. ``key`` never appears in a repr.
+
+    Keystone v3 scopes the token to ``project_name`` (else the ``project:`` part of
+    ``user``); a domain given neither by id nor by name is the ``default`` domain's id.
+    ``origin`` names where these came from, for errors (the options, a reference).
+    """
 
     auth_address: str
     user: str
     key: str = field(repr=False)
     auth_version: str = "3"
-    project_domain_id: str = "default"
-    user_domain_id: str = "default"
+    project_domain_id: str | None = None
+    user_domain_id: str | None = None
     project_name: str | None = None
+    project_domain_name: str | None = None
+    user_domain_name: str | None = None
+    origin: str = "swift_store_user, swift_store_key and swift_store_*_domain_*"
 
-    def identity(self) -> tuple[str, ...]:
-        return (self.auth_address, self.user, self.key, self.auth_version)
+    def identity(self) -> tuple[str | None, ...]:
+        return (
+            self.auth_address,
+            self.user,
+            self.key,
+            self.auth_version,
+            self.project_name,
+            *self.domains().values(),
+        )
+
+    def domains(self) -> dict[str, str]:
+        """keystoneauth1's domain arguments: by id or by name, ``default`` if neither."""
+        found = {}
+        for kind in ("user", "project"):
+            by_id = getattr(self, f"{kind}_domain_id")
+            by_name = getattr(self, f"{kind}_domain_name")
+            if by_id or not by_name:
+                found[f"{kind}_domain_id"] = by_id or "default"
+            if by_name:
+                found[f"{kind}_domain_name"] = by_name
+        return found
+
+    def describe(self) -> str:
+        """The user and project, with their domains (never the key)."""
+        project, _, user = self.user.rpartition(":")
+        d = self.domains()
+        user_domain = d.get("user_domain_name") or d.get("user_domain_id")
+        project_domain = d.get("project_domain_name") or d.get("project_domain_id")
+        return (
+            f"user {user!r} (domain {user_domain!r}) in project "
+            f"{self.project_name or project!r} (domain {project_domain!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -157,6 +197,12 @@ class Account:
         self._storage_url: str | None = None
         self._pool: queue.LifoQueue[HTTPConnection] = queue.LifoQueue()
         self._pool_url: str | None = None
+        version = credentials.auth_version
+        if version not in ("1", "1.0", "3", "3.0"):
+            raise ConfigError(f"{label}: swift auth version {version!r} is not supported")
+        self._keystone = (
+            KeystoneAuth(credentials, settings, label) if version.startswith("3") else None
+        )
 
     def __repr__(self) -> str:
         c = self.credentials
@@ -165,15 +211,21 @@ class Account:
     # -- tokens ----------------------------------------------------------------------------
 
     def auth(self, stale_token: str | None = None) -> tuple[str, str]:
-        """``(storage_url, token)``; a fresh token when ``stale_token`` is the current one."""
+        """``(storage_url, token)``; a fresh token when ``stale_token`` is the current one
+        (Swift refused it), or (Keystone) when the current one expires soon."""
         with self._lock:
-            if self._token is None or self._token == stale_token:
+            stale = stale_token is not None and stale_token == self._token
+            if self._keystone is not None:
+                url, token = self._keystone.auth(renew=stale)
+            elif self._token is None or stale:
                 with swift_errors(self.label, f"authenticating at {self.credentials.auth_address}"):
-                    url, token = self._authenticate()
-                self._storage_url = (self.settings.endpoint or url).rstrip("/")
-                self._token = token
-            assert self._storage_url is not None
-            return self._storage_url, self._token
+                    url, token = self._authenticate_v1()
+            else:
+                assert self._storage_url is not None
+                return self._storage_url, self._token
+            self._storage_url = (self.settings.endpoint or url).rstrip("/")
+            self._token = token
+            return self._storage_url, token
 
     @property
     def storage_url(self) -> str:
@@ -196,14 +248,6 @@ class Account:
         finally:
             conn.close()
 
-    def _authenticate(self) -> tuple[str, str]:
-        version = self.credentials.auth_version
-        if version in ("1", "1.0"):
-            return self._authenticate_v1()
-        if version in ("3", "3.0"):
-            return self._authenticate_v3()
-        raise ConfigError(f"{self.label}: swift auth version {version!r} is not supported")
-
     def _authenticate_v1(self) -> tuple[str, str]:
         c = self.credentials
         conn = self._new_connection(c.auth_address)
@@ -223,49 +267,6 @@ class Account:
             return url, token
         finally:
             conn.close()
-
-    def _authenticate_v3(self) -> tuple[str, str]:
-        """Keystone v3 through keystoneauth1 (documented as untested: no Keystone in the tests)."""
-        try:
-            from keystoneauth1 import session as ks_session
-            from keystoneauth1.identity import v3
-        except ImportError:
-            raise ConfigError(
-                f"{self.label}: swift_store_auth_version = 3 needs keystoneauth1 "
-                "(pip install keystoneauth1)"
-            ) from None
-        c = self.credentials
-        project, _, user = c.user.rpartition(":")
-        plugin = v3.Password(
-            auth_url=c.auth_address,
-            username=user,
-            password=c.key,
-            project_name=c.project_name or project or None,
-            user_domain_id=c.user_domain_id,
-            project_domain_id=c.project_domain_id,
-        )
-        verify: Any = False if self.settings.insecure else (self.settings.cacert or True)
-        session = ks_session.Session(auth=plugin, verify=verify, timeout=self.settings.timeout)
-        try:
-            token = session.get_token()
-            url = self.settings.endpoint or session.get_endpoint(
-                service_type=self.settings.service_type,
-                interface=self.settings.endpoint_type.removesuffix("URL"),
-                region_name=self.settings.region,
-            )
-        except Exception as exc:  # keystoneauth1's own hierarchy
-            status = getattr(exc, "http_status", None)
-            if status:
-                raise HTTPError(status, type(exc).__name__) from None
-            raise BackendUnavailable(
-                f"{self.label}: Keystone at {c.auth_address} failed: {type(exc).__name__}"
-            ) from None
-        if not url:
-            raise ConfigError(
-                f"{self.label}: no object-store endpoint in the catalog; set swift_store_endpoint "
-                "or swift_store_region"
-            )
-        return url, token
 
     # -- connections -----------------------------------------------------------------------
 

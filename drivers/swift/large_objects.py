@@ -255,6 +255,14 @@ class SwiftUpload:
         try:
             if self._committing and self._manifest_is_ours():
                 delete_object(self.account, self.path, self.label)
+        except Exception as exc:  # the add's own error matters more; say what is left
+            LOG.error("%s: could not check or remove %s after a failed add: %s",
+                      self.label, self.path, exc)  # fmt: skip
+        self.remove_segments()
+
+    def remove_segments(self) -> None:
+        """Delete every segment (and sub-manifest) of this upload; log, never raise."""
+        try:
             for name in list_objects(self.account, self.segments, self.prefix):
                 delete_quietly(
                     self.account,
@@ -273,13 +281,14 @@ class SwiftUpload:
 
     def _manifest_is_ours(self) -> bool:
         what = f"checking the manifest of {self.path}"
-        head = self.account.request("HEAD", self.path, what=what, allow=(404,))
+        newest = {"X-Newest": "true"}
+        head = self.account.request("HEAD", self.path, what=what, allow=(404,), headers=newest)
         if head.status_code == 404:
             return False
         if head.headers.get("X-Static-Large-Object", "").lower() != "true":
             return False
         manifest = self.account.request(
-            "GET", self.path, what=what, query="multipart-manifest=get&format=raw"
+            "GET", self.path, what=what, query="multipart-manifest=get&format=raw", headers=newest
         )
         ours = f"/{self.segments}/{self.prefix}"
         return any(item.get("path", "").startswith(ours) for item in json.loads(manifest.content))

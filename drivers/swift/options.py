@@ -18,6 +18,16 @@ OPTIONS = (
         help="1: v1 auth (tempauth, swauth); 3: Keystone v3 (needs keystoneauth1).",
     ),
     Option(
+        "swift_store_user_domain_id",
+        help="Keystone v3: id of the user's domain (default: 'default' unless a name is set).",
+    ),
+    Option("swift_store_user_domain_name", help="Keystone v3: name of the user's domain."),
+    Option(
+        "swift_store_project_domain_id",
+        help="Keystone v3: id of the project's domain (default: 'default' unless a name is set).",
+    ),
+    Option("swift_store_project_domain_name", help="Keystone v3: name of the project's domain."),
+    Option(
         "swift_store_config_file",
         help="INI file of credential references; locations are then swift+config://REF/...",
     ),

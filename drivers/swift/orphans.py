@@ -24,6 +24,7 @@ this driver writes are considered: other objects in a segment container
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from datetime import datetime, timezone
@@ -33,7 +34,7 @@ from urllib.parse import quote
 
 from glance_store_ng.errors import BadLocation, InUse
 from glance_store_ng.heartbeat import HEARTBEAT, Heartbeat
-from glance_store_ng.overlapping import ADDING, OtherAdd
+from glance_store_ng.overlapping import ADDING, PUBLISHING, OtherAdd
 from glance_store_ng.store import IMAGE_ID_PATTERN, Orphan
 
 from .account import Account
@@ -46,6 +47,8 @@ from .large_objects import (
 )
 
 __all__ = ["AddMark", "find_orphan_uploads", "remove_orphan_upload", "segment_containers"]
+
+LOG = logging.getLogger("glance_store_ng.swift")
 
 #: The name of an add's mark under its upload prefix.
 MARK = "adding"
@@ -90,6 +93,13 @@ class AddMark:
         self.state = state
         self.put()
 
+    def publish(self) -> None:
+        """The add's final write starts: say PUBLISHING, and keep the mark fresh from a
+        thread until the add ends (that write, or the wait after it, may send no chunk
+        for long)."""
+        self.say(PUBLISHING)
+        self.heartbeat.start_thread(f"the mark {self.path}")
+
     def others(self) -> list[OtherAdd]:
         """The marks of the other adds of this image id (one listing of their upload
         prefixes, then one HEAD per other add)."""
@@ -106,7 +116,9 @@ class AddMark:
             if not match or match["token"] == self.token:
                 continue
             path = f"{self.segments}/{match[0]}{MARK}"
-            head = self.account.request("HEAD", path, what=f"reading {path}", allow=(404,))
+            head = self.account.request(
+                "HEAD", path, what=f"reading {path}", allow=(404,), headers={"X-Newest": "true"}
+            )
             if head.status_code == 404:  # segments an add is removing, or of an older version
                 continue
             state = head.headers.get("Content-Type", "").removeprefix(_MARK_TYPE)
@@ -115,7 +127,16 @@ class AddMark:
 
     def remove(self) -> None:
         """The add is done: delete the mark (an error here fails the add)."""
+        self.heartbeat.stop()
         delete_quietly(self.account, self.path, f"removing the mark {self.path}")
+
+    def remove_quietly(self) -> None:
+        """The add failed and removed its work: delete the mark; log, never raise."""
+        try:
+            self.remove()
+        except Exception as exc:  # the add's own error matters more; gc removes the mark
+            LOG.warning("%s: could not remove the mark %s of a failed add (gc removes it): "
+                        "%s", self.account.label, self.path, exc)  # fmt: skip
 
 
 def segment_containers(account: Account, container: str, spread: bool) -> list[str]:

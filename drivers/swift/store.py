@@ -48,7 +48,7 @@ from glance_store_ng.errors import (
     StoreError,
 )
 from glance_store_ng.locations import Location, has_userinfo, mask_url
-from glance_store_ng.overlapping import ADDING, PUBLISHED, PUBLISHING, settle
+from glance_store_ng.overlapping import PUBLISHED, settle
 from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Chunk, Ingest
 from glance_store_ng.reader import ImageReader
@@ -137,7 +137,9 @@ class SwiftStore(Store):
                 c["swift_store_user"],
                 c["swift_store_key"],
                 c["swift_store_auth_version"],
-            )
+                **{f"{kind}_domain_{by}": c[f"swift_store_{kind}_domain_{by}"] or None
+                   for kind in ("user", "project") for by in ("id", "name")},
+            )  # fmt: skip
         for address in [r.auth_address for r in self.references.values()] or [
             credentials.auth_address
         ]:
@@ -198,10 +200,11 @@ class SwiftStore(Store):
                 user=section["user"].strip(),
                 key=section["key"].strip(),
                 auth_version=section.get("auth_version", self.conf["swift_store_auth_version"]),
-                user_domain_id=section.get("user_domain_id", "default"),
-                project_domain_id=section.get("project_domain_id", "default"),
                 project_name=section.get("project_name"),
-            )
+                **{f"{kind}_domain_{by}": section.get(f"{kind}_domain_{by}") or None
+                   for kind in ("user", "project") for by in ("id", "name")},
+                origin=f"reference [{name}] of {path}",
+            )  # fmt: skip
         if not references:
             raise ConfigError(f"{self.label}: swift_store_config_file {path} has no reference")
         return references
@@ -315,22 +318,26 @@ class SwiftStore(Store):
         token = secrets.token_hex(8)
         segments = segment_container(container)
         self._prepare_segment_container(segments)
-        streamed = self._streams(ingest)  # its one PUT starts with its first byte
-        mark = AddMark(self.account, segments, image_id, token, PUBLISHING if streamed else ADDING)
-        mark.put()  # before any byte: gc finds this add if it dies (orphans.py)
+        mark = AddMark(self.account, segments, image_id, token)
+        if self._streams(ingest):
+            mark.publish()  # before any byte, and its one PUT starts with the first one
+        else:
+            mark.put()  # before any byte: gc finds this add if it dies (orphans.py)
         try:
             upload = self._write(container, image_id, mark, ingest, token)
-            self._settle(path, mark, upload)
-            mark.remove()  # the add is done: an ordinary image from here on
+            loss = self._settle(path, mark)
+            if loss is None:
+                mark.remove()  # the add is done: an ordinary image from here on
+                return location
         except BaseException:
             self._remove_if_ours(path, token)  # complete, but its mark could not go
-            try:
-                mark.remove()
-            except Exception as exc:  # the add's own error matters more; gc removes it
-                LOG.warning("%s: could not remove the mark %s of a failed add (gc removes "
-                            "it): %s", self.label, mark.path, exc)  # fmt: skip
+            mark.remove_quietly()
             raise
-        return location
+        # another add's image replaced ours: remove only what is surely ours
+        if upload is not None:
+            upload.remove_segments()
+        mark.remove_quietly()
+        raise loss
 
     def _streams(self, ingest: Ingest) -> bool:
         """Whether the image goes up in one PUT streamed from the ingest (else through the
@@ -357,7 +364,7 @@ class SwiftStore(Store):
             max_manifest_segments=self._max_segments(),
             label=self.label,
             token=token,
-            on_publish=lambda: mark.say(PUBLISHING),
+            on_publish=mark.publish,
         )
         segment_size = self.segment_size
         declared = ingest.declared_size
@@ -373,9 +380,9 @@ class SwiftStore(Store):
         writer.write(chunks)  # errors of the caller's source propagate unchanged
         return upload
 
-    def _settle(self, path: str, mark: AddMark, upload: SwiftUpload | None) -> None:
-        """The image is written: wait until no overlapping add of its id can replace it, then
-        AlreadyExists (our segments removed) unless it is ours (glance_store_ng.overlapping)."""
+    def _settle(self, path: str, mark: AddMark) -> StoreError | None:
+        """The image is written: once no overlapping add of its id can replace it, None if
+        it is ours, else the error to fail with (glance_store_ng.overlapping)."""
 
         def owner() -> str | None:  # the token of the add that wrote the image
             head = self.account.request(
@@ -385,15 +392,13 @@ class SwiftStore(Store):
 
         token = settle(mark.others, lambda: mark.say(PUBLISHED), owner, f"{self.label}: {path}")
         if token == mark.token:
-            return
-        if upload is not None:
-            upload.abort()  # its segments: the manifest is another add's
+            return None
         if token is None:
-            raise StoreError(
+            return StoreError(
                 f"{self.label}: {path} was replaced by another add of the same id, then "
                 "deleted, as this add ended; nothing of this add is stored"
             )
-        raise AlreadyExists(
+        return AlreadyExists(
             f"{self.label}: image {mark.image_id} was added by another add at the same time "
             f"(at {path}); this add's copy was replaced, nothing of it is kept"
         )
@@ -408,7 +413,9 @@ class SwiftStore(Store):
     def _remove_if_ours(self, path: str, token: str) -> None:
         """Delete the image at ``path`` if the add holding ``token`` wrote it; log, never raise."""
         try:
-            head = self.account.request("HEAD", path, what=f"checking {path}", allow=(404,))
+            head = self.account.request(
+                "HEAD", path, what=f"checking {path}", allow=(404,), headers={"X-Newest": "true"}
+            )
             if head.status_code != 404 and head.headers.get(ADD_TOKEN_HEADER) == token:
                 delete_object(self.account, path, self.label)
         except Exception as exc:  # the add's own error is the one to report

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import swiftclient
 
+from glance_store_ng import open_store
 from glance_store_ng.store import Orphan, Store
 from glance_store_ng.testing import StoreFixture
 from glance_store_ng.units import MiB
@@ -56,6 +57,45 @@ def swift_options(swift_env: dict[str, str], container: str, **options) -> dict:
         "swift_store_create_container_on_put": True,
         **options,
     }
+
+
+def keystone_options(
+    keystone_env: dict[str, str], container: str, who: str = "GLANCE", **options
+) -> dict:
+    """A store authenticating through Keystone v3 as user ``who`` (GLANCE, DEMO1, DEMO2,
+    GSN: the users tools/backends/keystone makes), its domains given by name, its
+    storage URL found in the token's catalog by region."""
+    user = f"GSN_KEYSTONE_{who}"
+    return {
+        "swift_store_auth_address": keystone_env["GSN_KEYSTONE_AUTH_URL"],
+        "swift_store_user": f"{keystone_env[user + '_PROJECT']}:{keystone_env[user + '_USER']}",
+        "swift_store_key": keystone_env[user + "_PASSWORD"],
+        "swift_store_auth_version": "3",
+        "swift_store_user_domain_name": keystone_env[user + "_USER_DOMAIN"],
+        "swift_store_project_domain_name": keystone_env[user + "_PROJECT_DOMAIN"],
+        "swift_store_region": keystone_env["GSN_KEYSTONE_REGION"],
+        "swift_store_container": container,
+        "swift_store_create_container_on_put": True,
+        **options,
+    }
+
+
+def keystone_admin(keystone_env: dict[str, str], who: str = "GLANCE") -> swiftclient.Connection:
+    """A plain swiftclient connection to ``who``'s account through Keystone v3."""
+    user = f"GSN_KEYSTONE_{who}"
+    return swiftclient.Connection(
+        keystone_env["GSN_KEYSTONE_AUTH_URL"],
+        keystone_env[user + "_USER"],
+        keystone_env[user + "_PASSWORD"],
+        auth_version="3",
+        os_options={
+            "project_name": keystone_env[user + "_PROJECT"],
+            "user_domain_name": keystone_env[user + "_USER_DOMAIN"],
+            "project_domain_name": keystone_env[user + "_PROJECT_DOMAIN"],
+            "region_name": keystone_env["GSN_KEYSTONE_REGION"],
+        },
+        retries=2,
+    )
 
 
 class SwiftFixture(StoreFixture):
@@ -127,3 +167,33 @@ class SwiftFixture(StoreFixture):
             if f"/{segments}/{prefix}".encode() in manifest:
                 return None  # the add completed: its segments are the image's
         return Orphan(f"{segments}/{prefix}", sum(o["bytes"] for o in objects), 0.0)
+
+
+class KeystoneSwiftFixture(SwiftFixture):
+    """Stores on a random container of the Swift that authenticates through the real
+    Keystone (v3, single-tenant: the glance user's account in project service)."""
+
+    @pytest.fixture
+    def make_store(self, keystone_env) -> Iterator[Callable[..., Store]]:
+        admin = keystone_admin(keystone_env)
+        container = random_container()
+        self._admin, self._keystone_env, self._container = admin, keystone_env, container
+        stores: list[Store] = []
+
+        def make(**options) -> Store:
+            store = open_store(
+                "swift", keystone_options(keystone_env, container, **self.extra_options, **options)
+            )
+            stores.append(store)
+            return store
+
+        yield make
+        for store in stores:
+            store.close()
+        remove_containers(admin, container)
+        admin.close()
+
+    def open_store_args(self, **options: Any) -> tuple[str, dict[str, Any]]:
+        return "swift", keystone_options(
+            self._keystone_env, self._container, **{**self.extra_options, **options}
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swift_testing import SwiftFixture
+from swift_testing import KeystoneSwiftFixture, SwiftFixture
 
 from glance_store_ng.testing import StoreConformance
 
@@ -26,3 +26,8 @@ class TestSwiftSeededContainersConformance(StoreConformance, SwiftFixture):
     """Images spread over containers by the first 2 characters of their id."""
 
     extra_options = {"swift_store_multiple_containers_seed": 2}
+
+
+class TestSwiftKeystoneConformance(StoreConformance, KeystoneSwiftFixture):
+    """Keystone v3, single-tenant: the glance user (domains by name), the storage URL from
+    the token's catalog (swift_store_region)."""

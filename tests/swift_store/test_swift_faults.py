@@ -56,11 +56,12 @@ def test_adds_whose_final_writes_overlap_one_wins(swift_env, container, admin) -
             swift_options(swift_env, container, swift_store_endpoint=endpoint),
         )
 
-    check_overlapping_adds(
+    loser = check_overlapping_adds(
         (storage.hostname, storage.port),
         through,
         direct,
         lambda: objects_under(admin, container),
         4 * MiB,
     )
+    assert "at the same time" in str(loser)  # both PUTs were accepted: the marks decided
     direct.close()

@@ -55,6 +55,9 @@ def _load_common() -> ModuleType:
 common = _load_common()
 SWIFT_SCRIPT = HERE / "swift"
 CEPH_SCRIPT = HERE / "ceph"
+KEYSTONE_SCRIPT = HERE / "keystone"
+#: A Swift that authenticates through Keystone (its own all-in-one, beside the tempauth one).
+KEYSTONE_AUTH = ["--auth", "keystone"]
 
 # Installing packages on a cold machine takes about half a minute; leave room.
 START_TIMEOUT = float(os.environ.get("GSN_BACKENDS_START_TIMEOUT", 1800))
@@ -84,20 +87,23 @@ def _run(script: Path, args: list[str], timeout: float) -> subprocess.CompletedP
         ) from None
 
 
-def _ensure(script: Path, start_args: list[str]) -> dict[str, str]:
-    register_user(script.name)  # before `start`: a run ending meanwhile then leaves it running
+def _ensure(
+    script: Path, start_args: list[str], name: str = "", env_args: list[str] | None = None
+) -> dict[str, str]:
+    # before `start`: a run ending meanwhile then leaves it running
+    register_user(name or script.name)
     res = _run(script, ["start", *start_args], START_TIMEOUT)
     if res.returncode != 0:
         raise BackendUnavailable(
             f"`{' '.join([str(script), 'start', *start_args])}` failed (exit {res.returncode}):\n"
             f"{res.stdout}{res.stderr}".rstrip()
         )
-    return env_of(script)
+    return env_of(script, env_args or [])
 
 
-def env_of(script: Path) -> dict[str, str]:
+def env_of(script: Path, args: list[str] | None = None) -> dict[str, str]:
     """The env of a running backend (its script's `env --format json`)."""
-    res = _run(script, ["env", "--format", "json"], 60)
+    res = _run(script, ["env", "--format", "json", *(args or [])], 60)
     if res.returncode != 0:
         raise BackendUnavailable(
             f"`{script} env` failed (exit {res.returncode}):\n{res.stdout}{res.stderr}".rstrip()
@@ -124,6 +130,13 @@ def ensure_ceph(rgw: bool | None = None, mgr: bool | None = None) -> dict[str, s
     if mgr is not None:
         args.append("--mgr" if mgr else "--no-mgr")
     return _ensure(CEPH_SCRIPT, args)
+
+
+def ensure_keystone_swift() -> dict[str, str]:
+    """Keystone, and a Swift all-in-one that authenticates through it, started if needed:
+    both envs in one dict (GSN_KEYSTONE_* and GSN_SWIFT_KS_*)."""
+    keystone = _ensure(KEYSTONE_SCRIPT, [], "keystone")
+    return {**keystone, **_ensure(SWIFT_SCRIPT, KEYSTONE_AUTH, "swift-keystone", KEYSTONE_AUTH)}
 
 
 def stop_swift() -> None:
@@ -330,8 +343,14 @@ def _install_stamp(repo: Path, extras: tuple[str, ...], base: Path) -> str:
 
 # --------------------------------------------------------------------------- a test run's servers
 
-#: The servers a test run may start, in the order they are reported.
-SERVERS = {"swift": SWIFT_SCRIPT, "ceph": CEPH_SCRIPT}
+#: The servers a test run may start, in the order they are reported and stopped: each
+#: one's script, the arguments that name it, and its run folder.
+SERVERS = {
+    "swift": (SWIFT_SCRIPT, []),
+    "swift-keystone": (SWIFT_SCRIPT, KEYSTONE_AUTH),
+    "keystone": (KEYSTONE_SCRIPT, []),
+    "ceph": (CEPH_SCRIPT, []),
+}
 
 
 def _users_dir() -> Path:
@@ -414,7 +433,7 @@ def finish_run(before: dict[str, list[list] | None], keep: bool = False) -> tupl
     lines: list[str] = []
     still: list[tuple[str, list[list], str]] = []
     ok = True
-    for name, script in SERVERS.items():
+    for name, (script, args) in SERVERS.items():
         left_marker = _users_dir() / f"{name}.left"
         with common.locked(_users_lock()):
             now = instance(name)
@@ -442,7 +461,7 @@ def finish_run(before: dict[str, list[list] | None], keep: bool = False) -> tupl
                 still.append((name, now, f"{by}, still used by {who}"))
                 continue
             try:
-                res = _run(script, ["stop"], 300)
+                res = _run(script, ["stop", *args], 300)
             except BackendUnavailable as exc:  # did not finish in time
                 res = subprocess.CompletedProcess([], 1, "", str(exc))
             if res.returncode == 0:
@@ -457,7 +476,8 @@ def finish_run(before: dict[str, list[list] | None], keep: bool = False) -> tupl
         lines.append(
             f"still running: {name} ({len(procs)} process{'es' if len(procs) > 1 else ''},"
             f" {_rss_mib(procs):.0f} MiB RSS;"
-            f" {why}); stop it with: tools/backends/{name} stop"
+            f" {why}); stop it with: tools/backends/{SERVERS[name][0].name} stop"
+            + "".join(f" {arg}" for arg in SERVERS[name][1])
         )
     if not lines:
         lines.append("no test server is running")

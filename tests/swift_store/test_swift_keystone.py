@@ -1,0 +1,149 @@
+"""The Swift driver with Keystone v3 (single-tenant), against the real Keystone and the
+Swift that authenticates through it (tools/backends/keystone, swift --auth keystone):
+domains by name and by id, inline and in reference files; one token per token lifetime;
+errors that name the option to fix and never show a password or a token."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from swift_testing import keystone_admin, keystone_options, random_container, remove_containers
+
+from glance_store_ng import errors, open_store
+from glance_store_ng.testing.conformance import new_id, random_bytes
+
+#: Every fernet token starts so (base64 of its version byte, 0x80, and a timestamp).
+FERNET_TOKEN_START = "gAAAAA"
+
+
+@pytest.fixture
+def container(keystone_env) -> Iterator[str]:
+    """A random container name; removed from every test user's account after the test."""
+    name = random_container()
+    yield name
+    for who in ("GLANCE", "GSN", "DEMO1"):
+        admin = keystone_admin(keystone_env, who)
+        remove_containers(admin, name)
+        admin.close()
+
+
+def token_requests(keystone_env) -> int:
+    """How many tokens Keystone has issued so far (its access log)."""
+    log = Path(keystone_env["GSN_KEYSTONE_LOG_DIR"]) / "gunicorn.log"
+    return log.read_text(errors="replace").count('"POST /v3/auth/tokens')
+
+
+def round_trip(store) -> None:
+    data = random_bytes(300_000, seed=3)
+    result = store.add(new_id(), io.BytesIO(data), len(data))
+    with store.get(result.location, verify=result) as reader:
+        assert reader.read() == data
+    store.delete(result.location)
+    with pytest.raises(errors.NotFound):
+        store.get_size(result.location)
+
+
+@pytest.mark.parametrize("by", ["name", "id"])
+def test_a_user_of_another_domain_by_inline_options(keystone_env, container, by) -> None:
+    options = keystone_options(keystone_env, container, "GSN")
+    del options["swift_store_user_domain_name"], options["swift_store_project_domain_name"]
+    suffix = "" if by == "name" else "_ID"
+    options["swift_store_user_domain_" + by] = keystone_env["GSN_KEYSTONE_GSN_USER_DOMAIN" + suffix]
+    options["swift_store_project_domain_" + by] = keystone_env[
+        "GSN_KEYSTONE_GSN_PROJECT_DOMAIN" + suffix
+    ]
+    with open_store("swift", options) as store:
+        round_trip(store)
+
+
+def test_a_user_of_another_domain_by_reference_file(keystone_env, container, tmp_path) -> None:
+    env = keystone_env
+    (tmp_path / "swift.conf").write_text(
+        "[ref1]\n"
+        f"auth_address = {env['GSN_KEYSTONE_AUTH_URL']}\n"
+        f"user = {env['GSN_KEYSTONE_GSN_PROJECT']}:{env['GSN_KEYSTONE_GSN_USER']}\n"
+        f"key = {env['GSN_KEYSTONE_GSN_PASSWORD']}\n"
+        "auth_version = 3\n"
+        f"user_domain_name = {env['GSN_KEYSTONE_GSN_USER_DOMAIN']}\n"
+        f"project_domain_id = {env['GSN_KEYSTONE_GSN_PROJECT_DOMAIN_ID']}\n"
+    )
+    options = {
+        "swift_store_config_file": str(tmp_path / "swift.conf"),
+        "swift_store_region": env["GSN_KEYSTONE_REGION"],
+        "swift_store_container": container,
+        "swift_store_create_container_on_put": True,
+    }
+    with open_store("swift", options) as store:
+        round_trip(store)
+
+
+def test_one_token_for_many_adds_from_many_threads(keystone_env, container) -> None:
+    """A store asks Keystone for one token, then shares it among its threads."""
+    with open_store("swift", keystone_options(keystone_env, container)) as store:
+        before = token_requests(keystone_env)
+        errors_seen: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for _ in range(3):
+                    round_trip(store)
+            except BaseException as exc:
+                errors_seen.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors_seen, errors_seen
+        assert token_requests(keystone_env) - before == 1
+
+
+def test_another_project_does_not_see_the_image(keystone_env, container) -> None:
+    """Single-tenant stores of two projects: each one's locations name its own account."""
+    data = random_bytes(1000, seed=4)
+    with open_store("swift", keystone_options(keystone_env, container, "DEMO1")) as demo1:
+        result = demo1.add(new_id(), io.BytesIO(data), len(data))
+        demo2 = open_store("swift", keystone_options(keystone_env, container, "DEMO2"))
+        with demo2, pytest.raises(errors.NotFound):
+            demo2.get_size(result.location)
+        demo1.delete(result.location)
+
+
+@pytest.mark.parametrize(
+    "change, error, names",
+    [
+        ({"swift_store_key": "wrong-password"}, errors.PermissionDenied, "swift_store_key"),
+        ({"swift_store_user": "no-such-project:glance"}, errors.PermissionDenied, "project"),
+        (
+            {"swift_store_user_domain_name": "no-such-domain"},
+            errors.PermissionDenied,
+            "swift_store_*_domain_*",
+        ),
+        ({"swift_store_region": "NoSuchRegion"}, errors.ConfigError, "swift_store_region"),
+        (
+            {"swift_store_auth_address": "http://127.0.0.1:9/v3"},
+            errors.BackendUnavailable,
+            "auth address",
+        ),
+    ],
+    ids=["wrong password", "unknown project", "unknown domain", "no endpoint", "Keystone down"],
+)
+def test_errors_name_the_option_and_show_no_secret(
+    keystone_env, container, caplog, change, error, names
+) -> None:
+    options = {**keystone_options(keystone_env, container), **change}
+    caplog.set_level(logging.DEBUG)
+    with open_store("swift", options) as store:
+        with pytest.raises(error) as caught:
+            store.add(new_id(), io.BytesIO(b"x" * 100), 100)
+        shown = f"{caught.value} {store!r} {caplog.text}"
+    assert names in str(caught.value)
+    assert keystone_env["GSN_KEYSTONE_GLANCE_PASSWORD"] not in shown
+    assert "wrong-password" not in shown
+    assert FERNET_TOKEN_START not in shown

@@ -23,6 +23,8 @@ import real_backends
 REPO = Path(__file__).resolve().parents[2]
 backends = real_backends.backends_module()
 common = backends.common
+#: The snapshot when no server runs.
+NOTHING = {"swift": None, "swift-keystone": None, "keystone": None, "ceph": None}
 
 
 def start_fake_server(base: Path, name: str, procs=("proxy-server",)) -> list[dict]:
@@ -66,7 +68,7 @@ def base(tmp_path, monkeypatch):
 
 def test_nothing_running_says_so(base):
     before = backends.snapshot()
-    assert before == {"swift": None, "ceph": None}
+    assert before == NOTHING
     assert backends.finish_run(before) == (["no test server is running"], True)
 
 
@@ -82,7 +84,23 @@ def test_servers_started_by_the_run_are_stopped_by_their_scripts(base):
     ]
     assert not running(swift) and not running(ceph)
     assert not (base / "swift" / "state.json").exists()
-    assert backends.snapshot() == {"swift": None, "ceph": None}
+    assert backends.snapshot() == NOTHING
+
+
+def test_keystone_and_its_swift_are_stopped_with_the_arguments_that_name_them(base):
+    """`swift stop --auth keystone` stops the Swift behind Keystone, not the tempauth one."""
+    tempauth = start_fake_server(base, "swift")
+    before = backends.snapshot()
+    swift = start_fake_server(base, "swift-keystone", ("memcached", "proxy-server"))
+    keystone = start_fake_server(base, "keystone", ("gunicorn",))
+    lines, ok = backends.finish_run(before)
+    assert ok
+    assert lines[:2] == [
+        "stopped swift-keystone: started by this run (--keep-servers keeps it)",
+        "stopped keystone: started by this run (--keep-servers keeps it)",
+    ]
+    assert lines[2].endswith("stop it with: tools/backends/swift stop")
+    assert not running(swift) and not running(keystone) and running(tempauth)
 
 
 def test_servers_running_before_the_run_stay_and_the_user_is_told_how_to_stop_them(base):
@@ -166,7 +184,7 @@ def _failed():
 def test_command_line(base):
     tool = [sys.executable, str(REPO / "tools" / "backends" / "backends.py")]
     snap = subprocess.run([*tool, "snapshot"], capture_output=True, text=True, check=True)
-    assert json.loads(snap.stdout) == {"swift": None, "ceph": None}
+    assert json.loads(snap.stdout) == NOTHING
     swift = start_fake_server(base, "swift")
     done = subprocess.run([*tool, "finish-run", snap.stdout], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -313,7 +331,7 @@ def test_a_server_the_tests_started_is_stopped_at_the_end(tools_test, base):
     done, _ = tools_test(start=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "stopped swift: started by this run (--keep-servers keeps it)" in done.stdout
-    assert backends.snapshot() == {"swift": None, "ceph": None}
+    assert backends.snapshot() == NOTHING
 
 
 @pytest.mark.parametrize("how", [("--keep-servers",), ("GSN_KEEP_SERVERS", "1")])

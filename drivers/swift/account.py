@@ -3,7 +3,8 @@
 An :class:`Account` is one set of credentials (the store's own options, a
 reference of ``swift_store_config_file``, or the ``user:key`` of a legacy
 location). It authenticates once, shares the token among all threads, and
-re-authenticates once when the server answers 401. Its HTTP connections
+re-authenticates once when the server answers 401 (with Keystone v3, also
+before the token expires: keystone.py). Its HTTP connections
 (python-swiftclient's, each a keep-alive requests session) are pooled.
 
 The auth requests are made here rather than through swiftclient's

@@ -13,7 +13,6 @@ Errors name the option to fix; no password or token appears in any of them.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from glance_store_ng.errors import (
@@ -32,7 +31,7 @@ __all__ = ["KeystoneAuth"]
 
 class KeystoneAuth:
     """A token (and the storage URL) for ``credentials`` from the Keystone at their auth
-    address; ``requests`` counts the tokens asked for."""
+    address."""
 
     def __init__(self, credentials: Credentials, settings: ConnectionSettings, label: str) -> None:
         try:
@@ -46,20 +45,11 @@ class KeystoneAuth:
         self.credentials = credentials
         self.settings = settings
         self.label = label
-        self.requests = 0
         self._exceptions = exceptions
-        self._lock = threading.Lock()
         self._endpoint: tuple[str, str] | None = None  # (token, storage URL) last found
-        counter = self
-
-        class CountedPassword(v3.Password):  # type: ignore[misc]
-            def get_auth_ref(self, *args: Any, **kwargs: Any) -> Any:
-                counter.requests += 1
-                return super().get_auth_ref(*args, **kwargs)
-
         c = credentials
         project, _, user = c.user.rpartition(":")
-        self._plugin = CountedPassword(
+        self._plugin = v3.Password(
             auth_url=c.auth_address,
             username=user,
             password=c.key,
@@ -71,17 +61,16 @@ class KeystoneAuth:
 
     def auth(self, renew: bool = False) -> tuple[str, str]:
         """``(storage URL, token)``: the token in hand unless it expires soon or ``renew``
-        (Swift refused it)."""
-        with self._lock:
-            if renew:
-                self._plugin.invalidate()
-            try:
-                token = self._session.get_token()
-                if self._endpoint is None or self._endpoint[0] != token:
-                    self._endpoint = (token, self.settings.endpoint or self._find_endpoint())
-            except self._exceptions.ClientException as exc:
-                raise self._error(exc) from None
-            return self._endpoint[1], token
+        (Swift refused it). Not thread-safe: the Account serializes its calls."""
+        if renew:
+            self._plugin.invalidate()
+        try:
+            token = self._session.get_token()
+            if self._endpoint is None or self._endpoint[0] != token:
+                self._endpoint = (token, self.settings.endpoint or self._find_endpoint())
+        except self._exceptions.ClientException as exc:
+            raise self._error(exc) from None
+        return self._endpoint[1], token
 
     def _find_endpoint(self) -> str:
         s = self.settings

@@ -235,6 +235,7 @@ def _adapt_swift(options: dict[str, Any], workdir: Path) -> Any:
             "user": credentials.user,
             "key": credentials.key,
             "auth_version": credentials.auth_version,
+            **credentials.domains(),  # Keystone v3: glance_store reads them from references only
         }
         refs.write_text(
             "[ref1]\n" + "".join(f"{k} = {_ini_value(k, str(v))}\n" for k, v in fields.items())

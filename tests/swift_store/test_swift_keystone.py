@@ -10,11 +10,19 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from swift_testing import keystone_admin, keystone_options, random_container, remove_containers
+from swift_testing import (
+    keystone_admin,
+    keystone_options,
+    objects_under,
+    random_container,
+    remove_containers,
+)
 
 from glance_store_ng import errors, open_store
+from glance_store_ng.bench.reference import open_reference
 from glance_store_ng.testing.conformance import new_id, random_bytes
 
 #: Every fernet token starts so (base64 of its version byte, 0x80, and a timestamp).
@@ -147,3 +155,78 @@ def test_errors_name_the_option_and_show_no_secret(
     assert keystone_env["GSN_KEYSTONE_GLANCE_PASSWORD"] not in shown
     assert "wrong-password" not in shown
     assert FERNET_TOKEN_START not in shown
+
+
+# -- interop with glance_store 5.7.0, both through the real Keystone -----------------------
+
+
+@pytest.fixture
+def shared_reference(keystone_env, container, tmp_path) -> dict:
+    """Both drivers' options: the glance user in a reference file (swift+config://ref1/...),
+    as glance_store reads it, domains by name."""
+    env = keystone_env
+    (tmp_path / "glance-swift.conf").write_text(
+        "[ref1]\n"
+        f"auth_address = {env['GSN_KEYSTONE_AUTH_URL']}\n"
+        f"user = {env['GSN_KEYSTONE_GLANCE_PROJECT']}:{env['GSN_KEYSTONE_GLANCE_USER']}\n"
+        f"key = {env['GSN_KEYSTONE_GLANCE_PASSWORD']}\n"
+        "auth_version = 3\n"
+        f"user_domain_name = {env['GSN_KEYSTONE_GLANCE_USER_DOMAIN']}\n"
+        f"project_domain_name = {env['GSN_KEYSTONE_GLANCE_PROJECT_DOMAIN']}\n"
+    )
+    return {
+        "swift_store_config_file": str(tmp_path / "glance-swift.conf"),
+        "default_swift_reference": "ref1",
+        "swift_store_region": env["GSN_KEYSTONE_REGION"],
+        "swift_store_container": container,
+        "swift_store_create_container_on_put": True,
+    }
+
+
+def test_glance_store_and_ours_read_and_delete_each_others_images(
+    keystone_env, container, shared_reference
+) -> None:
+    data = random_bytes(200_000, seed=5)
+    admin = keystone_admin(keystone_env)
+    with (
+        open_reference("swift", shared_reference) as theirs,
+        open_store("swift", shared_reference) as ours,
+    ):
+        uri, size, checksum, _ = theirs.add(new_id(), io.BytesIO(data), len(data))
+        assert uri.startswith(f"swift+config://ref1/{container}/")
+        with ours.get(uri) as reader:
+            assert reader.read() == data
+        ours.delete(uri)
+
+        result = ours.add(new_id(), io.BytesIO(data), len(data))
+        assert result.location.startswith(f"swift+config://ref1/{container}/")
+        with theirs.get(result.location) as chunks:
+            assert b"".join(chunks) == data
+        theirs.delete(result.location)
+    assert objects_under(admin, container) == set()
+    admin.close()
+
+
+def test_glance_store_inline_credentials_location_reads_and_deletes_through_ours(
+    keystone_env, container
+) -> None:
+    """glance_store with inline options writes the user and key into its locations
+    (``swift+http://service%3Aglance:KEY@host/v3/<container>/<id>``): ours reads and
+    deletes such images with its own credentials, and never shows the key."""
+    env = keystone_env
+    data = random_bytes(5000, seed=6)
+    with open_store("swift", keystone_options(env, container)) as ours:
+        result = ours.add(new_id(), io.BytesIO(data), len(data))
+        user = quote(f"{env['GSN_KEYSTONE_GLANCE_PROJECT']}:{env['GSN_KEYSTONE_GLANCE_USER']}")
+        address = env["GSN_KEYSTONE_AUTH_URL"].removeprefix("http://")
+        legacy = result.location.replace(
+            f"swift+http://{address}",
+            f"swift+http://{user}:{env['GSN_KEYSTONE_GLANCE_PASSWORD']}@{address}",
+        )
+        assert legacy != result.location
+        with ours.get(legacy) as reader:
+            assert reader.read() == data
+        ours.delete(legacy)
+        with pytest.raises(errors.NotFound) as caught:
+            ours.get_size(result.location)
+        assert env["GSN_KEYSTONE_GLANCE_PASSWORD"] not in str(caught.value)

@@ -6,8 +6,10 @@ errors that name the option to fix and never show a password or a token."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -230,3 +232,61 @@ def test_glance_store_inline_credentials_location_reads_and_deletes_through_ours
         with pytest.raises(errors.NotFound) as caught:
             ours.get_size(result.location)
         assert env["GSN_KEYSTONE_GLANCE_PASSWORD"] not in str(caught.value)
+
+
+def test_a_token_swift_refuses_is_renewed_once_and_the_add_succeeds(
+    keystone_env, container
+) -> None:
+    """The store's token is revoked in Keystone before Swift ever saw it (so no cache of
+    Swift's still holds it as valid): Swift answers 401, the store asks Keystone for a new
+    token once, and the add goes through."""
+    with open_store("swift", keystone_options(keystone_env, container)) as store:
+        _, token = store.account.auth()  # the store's token, not yet shown to Swift
+        revoke(keystone_env, token)
+        before = token_requests(keystone_env)
+        round_trip(store)
+        assert token_requests(keystone_env) - before == 1
+
+
+def revoke(keystone_env, token: str) -> None:
+    """Revoke ``token`` in Keystone (as the admin user)."""
+    env = keystone_env
+    admin_token = keystone_token(env, "ADMIN")
+    request = urllib.request.Request(
+        f"{env['GSN_KEYSTONE_AUTH_URL']}/auth/tokens",
+        method="DELETE",
+        headers={"X-Auth-Token": admin_token, "X-Subject-Token": token},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 204
+
+
+def keystone_token(env, who: str) -> str:
+    """A project-scoped token for ``who`` (ADMIN: its project and domain are named alike)."""
+    prefix = f"GSN_KEYSTONE_{who}"
+    domain = env.get(prefix + "_USER_DOMAIN") or env[prefix + "_DOMAIN"]
+    project_domain = env.get(prefix + "_PROJECT_DOMAIN") or env[prefix + "_DOMAIN"]
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": env[prefix + "_USER"],
+                        "domain": {"name": domain},
+                        "password": env[prefix + "_PASSWORD"],
+                    }
+                },
+            },
+            "scope": {
+                "project": {"name": env[prefix + "_PROJECT"], "domain": {"name": project_domain}}
+            },
+        }
+    }
+    request = urllib.request.Request(
+        f"{env['GSN_KEYSTONE_AUTH_URL']}/auth/tokens",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.headers["X-Subject-Token"]

@@ -117,7 +117,8 @@ class Credentials:
     """Who to authenticate as, and where. ``key`` never appears in a repr.
 
     Keystone v3 scopes the token to ``project_name`` (else the ``project:`` part of
-    ``user``); a domain given neither by id nor by name is the ``default`` domain's id.
+    ``user``); a domain given neither by id nor by name is the ``default`` domain's id;
+    given both ways, both are sent and Keystone goes by the name.
     ``origin`` names where these came from, for errors (the options, a reference).
     """
 
@@ -139,7 +140,7 @@ class Credentials:
             self.key,
             self.auth_version,
             self.project_name,
-            *self.domains().values(),
+            *(f"{name}={value}" for name, value in self.domains().items()),
         )
 
     def domains(self) -> dict[str, str]:

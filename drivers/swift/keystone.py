@@ -20,7 +20,6 @@ from glance_store_ng.errors import (
     ConfigError,
     PermissionDenied,
     StoreError,
-    error_for_status,
 )
 
 if TYPE_CHECKING:
@@ -94,10 +93,10 @@ class KeystoneAuth:
     def _error(self, exc: Exception) -> StoreError:
         c = self.credentials
         where = f"Keystone at {c.auth_address}"
-        if isinstance(exc, self._exceptions.Unauthorized):
+        if isinstance(exc, self._exceptions.Unauthorized):  # Keystone tells no more
             return PermissionDenied(
-                f"{self.label}: {where} refused {c.describe()} (HTTP 401); check "
-                f"{c.origin}: the user, key, project and domains"
+                f"{self.label}: {where} refused {c.describe()} (HTTP 401: a wrong key, or "
+                f"no such user, project or domain); check {c.origin}"
             )
         if isinstance(exc, (self._exceptions.ConnectFailure, self._exceptions.ConnectTimeout)):
             return BackendUnavailable(
@@ -105,8 +104,16 @@ class KeystoneAuth:
                 "address and that Keystone runs"
             )
         status = getattr(exc, "http_status", None)
+        if status and status < 500:  # never NotFound: that would say the image is gone
+            return ConfigError(
+                f"{self.label}: {where} answered HTTP {status} to {c.describe()}; check that "
+                "the auth address is Keystone's v3 URL (http://host:5000/v3)"
+            )
         if status:
-            return error_for_status(
-                status, f"{self.label}: {where} answered HTTP {status} for {c.describe()}", {}
+            return BackendUnavailable(f"{self.label}: {where} answered HTTP {status}")
+        if isinstance(exc, self._exceptions.SSLError):
+            return ConfigError(
+                f"{self.label}: {where}: TLS failed; check swift_store_cacert (or "
+                "swift_store_auth_insecure)"
             )
         return BackendUnavailable(f"{self.label}: {where} failed: {type(exc).__name__}")

@@ -102,9 +102,15 @@ class SwiftStore(Store):
         self.references: dict[str, Credentials] = {}
         inline = [
             name
-            for name in ("swift_store_auth_address", "swift_store_user", "swift_store_key")
+            for name in (
+                "swift_store_auth_address",
+                "swift_store_user",
+                "swift_store_key",
+                *(f"swift_store_{kind}_domain_{by}" for kind in ("user", "project")
+                  for by in ("id", "name")),
+            )
             if c[name]
-        ]
+        ]  # fmt: skip
         if c["swift_store_config_file"]:
             if inline:
                 raise ConfigError(
@@ -140,15 +146,13 @@ class SwiftStore(Store):
                 **{f"{kind}_domain_{by}": c[f"swift_store_{kind}_domain_{by}"] or None
                    for kind in ("user", "project") for by in ("id", "name")},
             )  # fmt: skip
-        for address in [r.auth_address for r in self.references.values()] or [
-            credentials.auth_address
-        ]:
-            self._check_auth_address(address)
         if self.settings.endpoint and has_userinfo(self.settings.endpoint):
             raise ConfigError(
                 f"{self.label}: swift_store_endpoint {mask_url(self.settings.endpoint)!r} holds "
                 "credentials; remove them (the store authenticates with its user and key)"
             )
+        for each in self.references.values() or [credentials]:
+            self._check_credentials(each)
         container = c["swift_store_container"]
         if not _CONTAINER_NAME.fullmatch(container):
             raise ConfigError(
@@ -164,6 +168,15 @@ class SwiftStore(Store):
         self.account = self._account_for(credentials)
         self._ready_containers: set[str] = set()
         self._max_manifest_segments: int | None = None
+
+    def _check_credentials(self, credentials: Credentials) -> None:
+        self._check_auth_address(credentials.auth_address)
+        keystone = credentials.auth_version.startswith("3")
+        if keystone and not (credentials.project_name or ":" in credentials.user):
+            raise ConfigError(
+                f"{self.label}: Keystone v3 needs the project: write the user as "
+                f"project:user ({credentials.origin})"
+            )
 
     def _check_auth_address(self, address: str) -> None:
         if has_userinfo(address):
@@ -278,7 +291,13 @@ class SwiftStore(Store):
         for credentials in known:
             if strip_scheme(credentials.auth_address) == parsed.address:
                 if parsed.user and parsed.key:  # glance_store's legacy form: its own credentials
-                    credentials = replace(credentials, user=parsed.user, key=parsed.key)
+                    credentials = replace(
+                        credentials,
+                        user=parsed.user,
+                        key=parsed.key,
+                        project_name=None,  # the location's project:user says it
+                        origin="the user and key inside the location",
+                    )
                 return self._account_for(credentials), parsed
         storage = self.settings.endpoint or self.account.known_storage_url
         if storage and strip_scheme(storage) == parsed.address:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 import threading
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import pytest
@@ -42,10 +42,28 @@ def container(keystone_env) -> Iterator[str]:
         admin.close()
 
 
-def token_requests(keystone_env) -> int:
-    """How many tokens Keystone has issued so far (its access log)."""
-    log = Path(keystone_env["GSN_KEYSTONE_LOG_DIR"]) / "gunicorn.log"
-    return log.read_text(errors="replace").count('"POST /v3/auth/tokens')
+@pytest.fixture
+def token_requests(monkeypatch) -> Callable[[], int]:
+    """How many tokens this process has asked Keystone for since the fixture began
+    (every v3 password authentication goes through keystoneauth1's get_auth_ref)."""
+    from keystoneauth1.identity import v3
+
+    asked = []
+    original = v3.Password.get_auth_ref
+
+    def counted(self, *args, **kwargs):
+        asked.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(v3.Password, "get_auth_ref", counted)
+    return lambda: len(asked)
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def round_trip(store) -> None:
@@ -92,10 +110,10 @@ def test_a_user_of_another_domain_by_reference_file(keystone_env, container, tmp
         round_trip(store)
 
 
-def test_one_token_for_many_adds_from_many_threads(keystone_env, container) -> None:
+def test_one_token_for_many_adds_from_many_threads(keystone_env, container, token_requests) -> None:
     """A store asks Keystone for one token, then shares it among its threads."""
     with open_store("swift", keystone_options(keystone_env, container)) as store:
-        before = token_requests(keystone_env)
+        before = token_requests()
         errors_seen: list[BaseException] = []
 
         def work() -> None:
@@ -111,7 +129,7 @@ def test_one_token_for_many_adds_from_many_threads(keystone_env, container) -> N
         for thread in threads:
             thread.join()
         assert not errors_seen, errors_seen
-        assert token_requests(keystone_env) - before == 1
+        assert token_requests() - before == 1
 
 
 def test_another_project_does_not_see_the_image(keystone_env, container) -> None:
@@ -137,17 +155,28 @@ def test_another_project_does_not_see_the_image(keystone_env, container) -> None
         ),
         ({"swift_store_region": "NoSuchRegion"}, errors.ConfigError, "swift_store_region"),
         (
-            {"swift_store_auth_address": "http://127.0.0.1:9/v3"},
+            {"swift_store_auth_address": f"http://127.0.0.1:{closed_port()}/v3"},
             errors.BackendUnavailable,
             "auth address",
         ),
+        ({"swift_store_auth_address": "{keystone}/v2"}, errors.ConfigError, "v3 URL"),
     ],
-    ids=["wrong password", "unknown project", "unknown domain", "no endpoint", "Keystone down"],
+    ids=[
+        "wrong password",
+        "unknown project",
+        "unknown domain",
+        "no endpoint",
+        "Keystone down",
+        "not the v3 URL",
+    ],
 )
 def test_errors_name_the_option_and_show_no_secret(
     keystone_env, container, caplog, change, error, names
 ) -> None:
     options = {**keystone_options(keystone_env, container), **change}
+    keystone = keystone_env["GSN_KEYSTONE_AUTH_URL"].removesuffix("/v3")
+    address = options["swift_store_auth_address"].replace("{keystone}", keystone)
+    options["swift_store_auth_address"] = address
     caplog.set_level(logging.DEBUG)
     with open_store("swift", options) as store:
         with pytest.raises(error) as caught:
@@ -157,6 +186,15 @@ def test_errors_name_the_option_and_show_no_secret(
     assert keystone_env["GSN_KEYSTONE_GLANCE_PASSWORD"] not in shown
     assert "wrong-password" not in shown
     assert FERNET_TOKEN_START not in shown
+
+
+def test_a_user_without_its_project_is_refused_when_the_store_opens(
+    keystone_env, container
+) -> None:
+    options = keystone_options(keystone_env, container)
+    options["swift_store_user"] = keystone_env["GSN_KEYSTONE_GLANCE_USER"]
+    with pytest.raises(errors.ConfigError, match="project:user"):
+        open_store("swift", options)
 
 
 # -- interop with glance_store 5.7.0, both through the real Keystone -----------------------
@@ -235,17 +273,17 @@ def test_glance_store_inline_credentials_location_reads_and_deletes_through_ours
 
 
 def test_a_token_swift_refuses_is_renewed_once_and_the_add_succeeds(
-    keystone_env, container
+    keystone_env, container, token_requests
 ) -> None:
     """The store's token is revoked in Keystone before Swift ever saw it (so no cache of
     Swift's still holds it as valid): Swift answers 401, the store asks Keystone for a new
     token once, and the add goes through."""
     with open_store("swift", keystone_options(keystone_env, container)) as store:
         _, token = store.account.auth()  # the store's token, not yet shown to Swift
+        before = token_requests()
         revoke(keystone_env, token)
-        before = token_requests(keystone_env)
         round_trip(store)
-        assert token_requests(keystone_env) - before == 1
+        assert token_requests() - before == 1
 
 
 def revoke(keystone_env, token: str) -> None:

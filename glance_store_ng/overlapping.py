@@ -40,9 +40,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .heartbeat import HEARTBEAT
+from .errors import AlreadyExists, StoreError
+from .heartbeat import HEARTBEAT, Heartbeat
 
-__all__ = ["ADDING", "PUBLISHED", "PUBLISHING", "STALE", "OtherAdd", "settle"]
+__all__ = [
+    "ADDING",
+    "PUBLISHED",
+    "PUBLISHING",
+    "STALE",
+    "OtherAdd",
+    "StatedMark",
+    "outcome",
+    "settle",
+]
 
 LOG = logging.getLogger("glance_store_ng.overlapping")
 
@@ -70,6 +80,33 @@ class OtherAdd:
     def publishing(self) -> bool:
         """Its final write may still be running."""
         return self.state == PUBLISHING and self.age < STALE
+
+
+class StatedMark:
+    """What every driver's mark shares: its state, its heartbeat, saying and publishing.
+    A subclass writes the mark (with its state) in :meth:`put`; ``where`` names the mark
+    in the log."""
+
+    def __init__(self, where: str, state: str = ADDING) -> None:
+        self.where = where
+        self.state = state
+        self.heartbeat = Heartbeat(self.put)
+
+    def put(self) -> None:
+        """Write (or refresh) the mark, saying ``self.state``."""
+        raise NotImplementedError
+
+    def say(self, state: str) -> None:
+        """Write the mark again, saying ``state``."""
+        self.state = state
+        self.put()
+
+    def publish(self) -> None:
+        """The add's final write starts: say PUBLISHING, and keep the mark fresh from a
+        thread until the add ends (that write, or the wait after it, may send no chunk
+        for long)."""
+        self.say(PUBLISHING)
+        self.heartbeat.start_thread(self.where)
 
 
 def settle(
@@ -105,3 +142,20 @@ def settle(
         sleep(pause)
         pause = min(2 * pause, _LONGEST_PAUSE)
         waiting = others()
+
+
+def outcome(owner: str | None, mine: str, what: str, image_id: str, at: str) -> StoreError | None:
+    """What :func:`settle` found means for the add holding token ``mine``: None if the
+    image is its own, else the error it fails with (``what`` names the store, ``at`` the
+    image)."""
+    if owner == mine:
+        return None
+    if owner is None:
+        return StoreError(
+            f"{what}: {at} was replaced by another add of the same id, then deleted, as this "
+            "add ended; nothing of this add is stored"
+        )
+    return AlreadyExists(
+        f"{what}: image {image_id} was added by another add at the same time (at {at}); "
+        "this add's copy was replaced, nothing of it is kept"
+    )

@@ -35,9 +35,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from glance_store_ng.errors import BadLocation, InUse, NotFound
-from glance_store_ng.heartbeat import HEARTBEAT, Heartbeat
+from glance_store_ng.heartbeat import HEARTBEAT
 from glance_store_ng.locations import mask_uri
-from glance_store_ng.overlapping import ADDING, PUBLISHING, OtherAdd
+from glance_store_ng.overlapping import ADDING, OtherAdd, StatedMark
 from glance_store_ng.store import Orphan, is_image_id
 
 from .multipart import ADD_TOKEN, PROBE_PREFIX, abort_upload
@@ -60,7 +60,7 @@ _PROBE = re.compile(re.escape(PROBE_PREFIX) + r"[0-9a-f]{16}")
 _UPLOAD_ID = re.compile(r"[!-~]{1,1024}")  # printable ASCII, no spaces: prints and parses whole
 
 
-class AddMark:
+class AddMark(StatedMark):
     """The mark of the add of ``key`` by the add holding ``token`` (see the module); its
     body records the add's upload id and state (glance_store_ng.overlapping)."""
 
@@ -70,8 +70,7 @@ class AddMark:
         self.token = token
         self.name = f"{MARK_PREFIX}{key}/{token}"
         self.upload_id: str | None = None
-        self.state = ADDING
-        self.heartbeat = Heartbeat(self.put)
+        super().__init__(f"the mark {self.name}")
 
     def put(self) -> None:
         """Write (or refresh) the mark."""
@@ -87,18 +86,6 @@ class AddMark:
         """The add started multipart upload ``upload_id``: gc aborts it if the add dies."""
         self.upload_id = upload_id
         self.put()
-
-    def say(self, state: str) -> None:
-        """Write the mark again, saying ``state``."""
-        self.state = state
-        self.put()
-
-    def publish(self) -> None:
-        """The add's final write starts: say PUBLISHING, and keep the mark fresh from a
-        thread until the add ends (that write, or the wait after it, may send no chunk
-        for long)."""
-        self.say(PUBLISHING)
-        self.heartbeat.start_thread(f"the mark {self.name}")
 
     def others(self) -> list[OtherAdd]:
         """The marks of the other adds of this key: one listing, then one GET per other."""

@@ -50,7 +50,7 @@ from glance_store_ng.errors import (
     StoreError,
 )
 from glance_store_ng.locations import Location, mask_url
-from glance_store_ng.overlapping import PUBLISHED, settle
+from glance_store_ng.overlapping import PUBLISHED, outcome, settle
 from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Ingest
 from glance_store_ng.reader import ImageReader, ResumingReader
@@ -393,17 +393,7 @@ class S3Store(Store):
             return None if head is None else head.get("Metadata", {}).get(ADD_TOKEN, "")
 
         token = settle(mark.others, lambda: mark.say(PUBLISHED), owner, f"{self.label}: {uri}")
-        if token == mark.token:
-            return None
-        if token is None:
-            return StoreError(
-                f"{self.label}: {uri} was replaced by another add of the same id, then "
-                "deleted, as this add ended; nothing of this add is stored"
-            )
-        return AlreadyExists(
-            f"{self.label}: image {mark.key} was added by another add at the same time (at "
-            f"{uri}); this add's copy was replaced, nothing of it is kept"
-        )
+        return outcome(token, mark.token, self.label, mark.key, uri)
 
     def remove_if_ours(self, key: str, token: str) -> None:
         """Delete ``key`` if this add wrote it (an add that failed after its object appeared)."""

@@ -33,8 +33,8 @@ from typing import Any
 from urllib.parse import quote
 
 from glance_store_ng.errors import BadLocation, InUse
-from glance_store_ng.heartbeat import HEARTBEAT, Heartbeat
-from glance_store_ng.overlapping import ADDING, PUBLISHING, OtherAdd
+from glance_store_ng.heartbeat import HEARTBEAT
+from glance_store_ng.overlapping import ADDING, OtherAdd, StatedMark
 from glance_store_ng.store import IMAGE_ID_PATTERN, Orphan
 
 from .account import Account
@@ -62,7 +62,7 @@ _SEGMENT = re.compile(
 _UPLOAD = re.compile(rf"(?P<image>{IMAGE_ID_PATTERN})/(?P<token>[0-9a-f]{{16}})/")
 
 
-class AddMark:
+class AddMark(StatedMark):
     """The mark of an add in progress: ``<segments>/<image id>/<token>/adding``, an empty
     object whose Content-Type says the add's state (glance_store_ng.overlapping)."""
 
@@ -74,8 +74,7 @@ class AddMark:
         self.image_id = image_id
         self.token = token
         self.path = f"{segments}/{image_id}/{token}/{MARK}"
-        self.state = state
-        self.heartbeat = Heartbeat(self.put)
+        super().__init__(f"the mark {self.path}", state)
 
     def put(self) -> None:
         """Write (or refresh) the mark."""
@@ -87,18 +86,6 @@ class AddMark:
             headers={"Content-Length": "0", "Content-Type": _MARK_TYPE + self.state},
             data=b"",
         )
-
-    def say(self, state: str) -> None:
-        """Write the mark again, saying ``state``."""
-        self.state = state
-        self.put()
-
-    def publish(self) -> None:
-        """The add's final write starts: say PUBLISHING, and keep the mark fresh from a
-        thread until the add ends (that write, or the wait after it, may send no chunk
-        for long)."""
-        self.say(PUBLISHING)
-        self.heartbeat.start_thread(f"the mark {self.path}")
 
     def others(self) -> list[OtherAdd]:
         """The marks of the other adds of this image id (one listing of their upload

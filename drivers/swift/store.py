@@ -48,7 +48,7 @@ from glance_store_ng.errors import (
     StoreError,
 )
 from glance_store_ng.locations import Location, has_userinfo, mask_url
-from glance_store_ng.overlapping import PUBLISHED, settle
+from glance_store_ng.overlapping import PUBLISHED, outcome, settle
 from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Chunk, Ingest
 from glance_store_ng.reader import ImageReader
@@ -410,17 +410,7 @@ class SwiftStore(Store):
             return None if head.status_code == 404 else head.headers.get(ADD_TOKEN_HEADER, "")
 
         token = settle(mark.others, lambda: mark.say(PUBLISHED), owner, f"{self.label}: {path}")
-        if token == mark.token:
-            return None
-        if token is None:
-            return StoreError(
-                f"{self.label}: {path} was replaced by another add of the same id, then "
-                "deleted, as this add ended; nothing of this add is stored"
-            )
-        return AlreadyExists(
-            f"{self.label}: image {mark.image_id} was added by another add at the same time "
-            f"(at {path}); this add's copy was replaced, nothing of it is kept"
-        )
+        return outcome(token, mark.token, self.label, mark.image_id, path)
 
     def _prepare_segment_container(self, segments: str) -> None:
         """The segment container holds the add's mark (and its segments): made once."""

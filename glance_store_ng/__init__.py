@@ -10,7 +10,9 @@ The public API::
         for chunk in reader: ...
     store.delete(result.location)
 
-``Stores.from_config("glance-api.conf")`` opens several named backends;
+``Stores.from_config("glance-api.conf")`` opens several named backends; a store
+that acts as the requesting user (Swift multi-tenant) takes its
+:class:`RequestContext` as ``context=`` on each call;
 :mod:`glance_store_ng.errors` holds the errors.
 """
 
@@ -26,6 +28,7 @@ if _importlib_util.find_spec(f"{__name__}.drivers") is None:  # pragma: no cover
 from . import errors  # noqa: E402
 from ._version import __version__  # noqa: E402
 from .config import Stores, open_store  # noqa: E402
+from .context import RequestContext  # noqa: E402
 from .locations import Location  # noqa: E402
 from .options import Option  # noqa: E402
 from .reader import ImageReader  # noqa: E402
@@ -39,6 +42,7 @@ __all__ = [
     "ImageReader",
     "Location",
     "Option",
+    "RequestContext",
     "Store",
     "Stores",
     "__version__",

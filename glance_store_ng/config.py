@@ -191,7 +191,8 @@ class Stores(Mapping[str, Store]):
     ``add`` stores into the default backend unless ``backend`` names another;
     ``get``, ``get_size`` and ``delete`` find the store that holds a location
     (by its scheme and root), or use ``backend`` when given (Glance records it
-    in the location's metadata as ``store``).
+    in the location's metadata as ``store``). Each takes the requesting user's
+    ``context`` as Store's do.
     """
 
     def __init__(self, stores: Mapping[str, Store], default: str) -> None:
@@ -277,10 +278,11 @@ class Stores(Mapping[str, Store]):
         hashing_algo: str = "sha512",
         backend: str | None = None,
         checksum: bool = True,
+        context: Any = None,
     ) -> AddResult:
         """Store.add into ``backend`` (default: the default backend)."""
         store = self[backend or self.default_backend]
-        return store.add(image_id, data, size, hashing_algo, checksum=checksum)
+        return store.add(image_id, data, size, hashing_algo, checksum=checksum, context=context)
 
     def get(
         self,
@@ -289,17 +291,23 @@ class Stores(Mapping[str, Store]):
         length: int | None = None,
         backend: str | None = None,
         verify: Expected | AddResult | None = None,
+        context: Any = None,
     ) -> ImageReader:
         """Store.get from the store holding ``location``."""
-        return self.store_for(location, backend).get(location, offset, length, verify)
+        store = self.store_for(location, backend)
+        return store.get(location, offset, length, verify, context=context)
 
-    def get_size(self, location: str | Location, backend: str | None = None) -> int:
+    def get_size(
+        self, location: str | Location, backend: str | None = None, context: Any = None
+    ) -> int:
         """Store.get_size from the store holding ``location``."""
-        return self.store_for(location, backend).get_size(location)
+        return self.store_for(location, backend).get_size(location, context=context)
 
-    def delete(self, location: str | Location, backend: str | None = None) -> None:
+    def delete(
+        self, location: str | Location, backend: str | None = None, context: Any = None
+    ) -> None:
         """Store.delete from the store holding ``location``."""
-        self.store_for(location, backend).delete(location)
+        self.store_for(location, backend).delete(location, context=context)
 
     def close(self) -> None:
         """Close every store."""

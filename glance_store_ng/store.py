@@ -21,6 +21,11 @@ the public ones:
     Raise NotFound for a missing image; InUse (and change nothing) if the
     backend says the image is still in use.
 
+A driver that acts as the requesting user (per-call credentials) reads the
+caller's :class:`~glance_store_ng.context.RequestContext` with
+:func:`~glance_store_ng.context.current_context` inside these four methods
+(on the caller's thread: threads it starts do not inherit it).
+
 Locations reach the driver parsed by ``_parse_location``, which checks that the
 URI is one this store holds (the right scheme, inside its root) and raises
 BadLocation otherwise. Each driver translates its client's exceptions into
@@ -37,9 +42,11 @@ import logging
 import re
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .context import using_context
 from .errors import BadLocation, InvalidArgument
 from .locations import Location, parse_location
 from .options import COMMON_OPTIONS, Option, mask_options, resolve_options
@@ -242,6 +249,7 @@ class Store(abc.ABC):
         size: int | None = None,
         hashing_algo: str = "sha512",
         checksum: bool = True,
+        context: Any = None,
     ) -> AddResult:
         """Store ``data`` as image ``image_id``.
 
@@ -252,7 +260,10 @@ class Store(abc.ABC):
         computed in the same pass. ``checksum=False`` skips the md5 (Glance's
         legacy ``checksum``; ``AddResult.checksum`` is then None) and saves a
         core's worth of hashing, unless the driver verifies its transfers with
-        it (``MD5_FOR_TRANSFERS``: Swift).
+        it (``MD5_FOR_TRANSFERS``: Swift). ``context`` is the requesting user's
+        :class:`~glance_store_ng.context.RequestContext` (or Glance's request
+        context), for stores that act as the user (Swift multi-tenant); others
+        ignore it.
 
         Raises AlreadyExists (nothing overwritten), SizeLimitExceeded,
         SizeMismatch, StorageFull, InvalidArgument, or the backend's errors;
@@ -279,7 +290,8 @@ class Store(abc.ABC):
             label=f"{self.label}: image {image_id}",
             md5=checksum or self.MD5_FOR_TRANSFERS,
         )
-        location = self._add(image_id, ingest)
+        with _as(context):
+            location = self._add(image_id, ingest)
         if not ingest.finished:
             raise RuntimeError(
                 f"driver {type(self).__name__} returned before consuming all the data"
@@ -311,6 +323,7 @@ class Store(abc.ABC):
         offset: int = 0,
         length: int | None = None,
         verify: Expected | AddResult | None = None,
+        context: Any = None,
     ) -> ImageReader:
         """The image at ``location``, from ``offset`` for ``length`` bytes (None: to the end).
 
@@ -320,7 +333,7 @@ class Store(abc.ABC):
         ChecksumMismatch at the end of the stream (discard what was read). It
         needs the whole image: refused with ``offset``/``length``. Verify or not,
         a backend that gives fewer bytes than the reader's ``size`` raises
-        SizeMismatch.
+        SizeMismatch. ``context``: as for :meth:`add`.
 
         Raises NotFound, BadLocation, InvalidArgument (a negative offset or
         length, or an offset past the end), or the backend's errors.
@@ -336,18 +349,23 @@ class Store(abc.ABC):
                 "without offset and length, or without verify"
             )
         parsed = parse_location(location)
-        reader = self._get(self._parse_location(parsed), offset, length)
+        with _as(context):
+            reader = self._get(self._parse_location(parsed), offset, length)
         reader.what = f"{self.label}: {parsed.masked}"
         return reader if expected is None else verified(reader, expected, reader.what)
 
-    def get_size(self, location: str | Location) -> int:
-        """The size in bytes of the image at ``location``; NotFound if there is none."""
-        return self._get_size(self._parse_location(parse_location(location)))
+    def get_size(self, location: str | Location, context: Any = None) -> int:
+        """The size in bytes of the image at ``location``; NotFound if there is none.
+        ``context``: as for :meth:`add`."""
+        with _as(context):
+            return self._get_size(self._parse_location(parse_location(location)))
 
-    def delete(self, location: str | Location) -> None:
-        """Remove the image at ``location``; NotFound if there is none, InUse if it is in use."""
+    def delete(self, location: str | Location, context: Any = None) -> None:
+        """Remove the image at ``location``; NotFound if there is none, InUse if it is in use.
+        ``context``: as for :meth:`add`."""
         parsed = parse_location(location)
-        self._delete(self._parse_location(parsed))
+        with _as(context):
+            self._delete(self._parse_location(parsed))
         LOG.info("%s: deleted %s", self.label, parsed.masked)
 
     def __enter__(self) -> Store:
@@ -359,6 +377,11 @@ class Store(abc.ABC):
     def __repr__(self) -> str:
         shown = mask_options(self.all_options(), self.conf)
         return f"{type(self).__name__}(backend={self.backend!r}, options={shown!r})"
+
+
+def _as(context: Any) -> AbstractContextManager[None]:
+    """The caller's context made current for a driver call; an outer one kept if None."""
+    return nullcontext() if context is None else using_context(context)
 
 
 def clamp_range(size: int, offset: int, length: int | None, label: str) -> int:

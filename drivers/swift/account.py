@@ -2,7 +2,8 @@
 
 An :class:`Account` is one set of credentials (the store's own options, a
 reference of ``swift_store_config_file``, or the ``user:key`` of a legacy
-location). It authenticates once, shares the token among all threads, and
+location); a :class:`UserAccount` is the requesting user's, in multi-tenant
+mode (their token, never renewed). It authenticates once, shares the token among all threads, and
 re-authenticates once when the server answers 401 (with Keystone v3, also
 before the token expires: keystone.py). Its HTTP connections
 (python-swiftclient's, each a keep-alive requests session) are pooled.
@@ -47,7 +48,7 @@ from glance_store_ng.retry import RetryPolicy
 
 from .keystone import KeystoneAuth
 
-__all__ = ["Account", "Credentials", "HTTPError", "swift_errors"]
+__all__ = ["Account", "Credentials", "HTTPError", "UserAccount", "swift_errors"]
 
 
 class HTTPError(Exception):
@@ -83,18 +84,28 @@ _HINTS = {
     PermissionDenied: "check the Swift user, key and auth address",
     StorageFull: "the account or container quota is reached, or Swift is out of space",
 }
+#: The same, when acting as the requesting user (multi-tenant).
+_USER_HINTS = {
+    **_HINTS,
+    PermissionDenied: "the requesting user's project may not reach it (another project's "
+    "image not shared with it)",
+}
 
 
-def swift_errors(label: str, what: str) -> AbstractContextManager[None]:
+def swift_errors(
+    label: str, what: str, hints: dict[type[StoreError], str] = _HINTS
+) -> AbstractContextManager[None]:
     """Translate the client's exceptions into the store's: the one boundary of this driver.
 
     ``what`` names the operation and the object (``reading glance/<id>``); no
-    message carries a key or a token.
+    message carries a key or a token. ``hints`` say how to fix each kind of error.
     """
-    return translated(lambda exc: _translate(exc, f"{label}: {what}"))
+    return translated(lambda exc: _translate(exc, f"{label}: {what}", hints))
 
 
-def _translate(exc: Exception, reason: str) -> StoreError | None:
+def _translate(
+    exc: Exception, reason: str, hints: dict[type[StoreError], str]
+) -> StoreError | None:
     if isinstance(exc, ClientException):  # from swiftclient helpers
         if exc.http_status is None:
             return StoreError(f"{reason}: {exc.msg}")
@@ -106,7 +117,7 @@ def _translate(exc: Exception, reason: str) -> StoreError | None:
                 "(its ETag check)",
                 retry=Retry.TEMPORARY,
             )
-        return error_for_status(exc.status, f"{reason}: {exc.detail}", _HINTS)
+        return error_for_status(exc.status, f"{reason}: {exc.detail}", hints)
     if isinstance(exc, _CONNECTION_ERRORS):
         return BackendUnavailable(f"{reason}: Swift did not answer ({type(exc).__name__})")
     return None
@@ -183,6 +194,9 @@ class ConnectionSettings:
 class Account:
     """One authenticated Swift account: a shared token and a pool of connections."""
 
+    #: How its errors say to fix them.
+    HINTS = _HINTS
+
     def __init__(
         self,
         credentials: Credentials,
@@ -198,7 +212,6 @@ class Account:
         self._token: str | None = None
         self._storage_url: str | None = None
         self._pool: queue.LifoQueue[HTTPConnection] = queue.LifoQueue()
-        self._pool_url: str | None = None
         version = credentials.auth_version
         if version not in ("1", "1.0", "3", "3.0"):
             raise ConfigError(f"{label}: swift auth version {version!r} is not supported")
@@ -317,7 +330,7 @@ class Account:
             retry = method in ("GET", "HEAD")
 
         def once() -> Any:
-            with swift_errors(self.label, what):
+            with swift_errors(self.label, what, self.HINTS):
                 return self._send(method, path, allow, query, headers, data, stream)
 
         policy = self.policy if retry else RetryPolicy.none()
@@ -373,6 +386,50 @@ class Account:
                 self._pool.get_nowait().close()
             except queue.Empty:
                 return
+
+
+class UserAccount(Account):
+    """The requesting user's account (multi-tenant): the storage URL and token of the
+    user's request context, used as given. The store holds no credentials to renew the
+    token with: one Swift refuses is a PermissionDenied asking for a new one.
+
+    Its connections go to and come from ``pool``, which the store keeps per storage URL."""
+
+    HINTS = _USER_HINTS
+
+    def __init__(
+        self,
+        storage_url: str,
+        token: str,
+        settings: ConnectionSettings,
+        label: str,
+        policy: RetryPolicy,
+        pool: queue.LifoQueue[HTTPConnection],
+    ) -> None:
+        self.credentials = None  # type: ignore[assignment]
+        self.settings = settings
+        self.label = label
+        self.policy = policy
+        self._lock = threading.Lock()
+        self._token = token
+        self._storage_url = storage_url.rstrip("/")
+        self._pool = pool
+        self._keystone = None
+
+    def __repr__(self) -> str:
+        return f"UserAccount(storage_url={self._storage_url!r}, token='***')"
+
+    def auth(self, stale_token: str | None = None) -> tuple[str, str]:
+        assert self._storage_url is not None and self._token is not None
+        if stale_token is not None:
+            raise PermissionDenied(
+                f"{self.label}: Swift refused the token of the request's context (expired or "
+                "revoked); the caller must authenticate again and pass the new token"
+            )
+        return self._storage_url, self._token
+
+    def close(self) -> None:
+        """Nothing: the pool is the store's."""
 
 
 class StreamedResponse:

@@ -38,6 +38,19 @@ OPTIONS = (
     ),
     Option("swift_store_container", default="glance", help="Container images go to."),
     Option(
+        "swift_store_multi_tenant",
+        "bool",
+        default=False,
+        help="Keep each image in the requesting user's account, in a container of its own "
+        "(<container>_<id>), with the user's token: every call needs context=.",
+    ),
+    Option(
+        "swift_store_admin_tenants",
+        "list",
+        default=[],
+        help="Multi-tenant: ids of the projects given read and write access to every image.",
+    ),
+    Option(
         "swift_store_multiple_containers_seed",
         "int",
         default=0,

@@ -7,6 +7,14 @@ Credentials come from the options (``swift_store_auth_address``, ``_user``,
 references in ``swift_store_config_file``; then locations are
 ``swift+config://REF/...`` and hold no address (see locations.py).
 
+Multi-tenant (``swift_store_multi_tenant``): the store holds no credentials.
+Each call acts as the requesting user, with the token of the context the
+caller passes (glance_store_ng.context): the image goes to the user's account
+(from their catalog), in a container of its own, ``<container>_<id>``, as
+glance_store puts it; its location is ``swift+http(s)://STORAGE_URL/<container>_<id>/<id>``.
+``swift_store_admin_tenants`` may read and write every image; ``set_acls``
+shares one. The token is sent only to the Swift of the user's catalog.
+
 An image whose declared size is at most ``swift_store_large_object_size`` is
 streamed in one PUT (Content-Length: that size) straight from the ingest's
 chunks, with no copy and no hash of its own: once the stream ends, the
@@ -34,20 +42,24 @@ from __future__ import annotations
 import configparser
 import contextlib
 import logging
+import queue
 import re
 import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
+from glance_store_ng.context import current_context, using_context
 from glance_store_ng.errors import (
     AlreadyExists,
     BackendUnavailable,
     BadLocation,
     ConfigError,
+    InvalidArgument,
     StoreError,
 )
-from glance_store_ng.locations import Location, has_userinfo, mask_url
+from glance_store_ng.locations import Location, has_userinfo, mask_url, parse_location
 from glance_store_ng.overlapping import PUBLISHED, outcome, settle
 from glance_store_ng.part_writer import PartWriter
 from glance_store_ng.pipeline import Chunk, Ingest
@@ -56,7 +68,7 @@ from glance_store_ng.retry import RetryPolicy
 from glance_store_ng.store import Capabilities, Orphan, Store, is_image_id
 from glance_store_ng.units import MiB
 
-from .account import Account, ConnectionSettings, Credentials
+from .account import Account, ConnectionSettings, Credentials, UserAccount
 from .large_objects import (
     ADD_TOKEN_HEADER,
     DEFAULT_MAX_MANIFEST_SEGMENTS,
@@ -80,7 +92,8 @@ RETRY_POLICY = RetryPolicy(attempts=3, base=0.2, cap=2.0)
 
 
 class SwiftStore(Store):
-    """Images as objects in OpenStack Swift (single-tenant: one account holds every image)."""
+    """Images as objects in OpenStack Swift: in the store's own account (single-tenant), or in
+    each requesting user's (``swift_store_multi_tenant``)."""
 
     schemes = SCHEMES
     OPTIONS = OPTIONS
@@ -100,6 +113,8 @@ class SwiftStore(Store):
             service_type=c["swift_store_service_type"],
         )
         self.references: dict[str, Credentials] = {}
+        self.reference: str | None = None
+        self.multi_tenant = bool(c["swift_store_multi_tenant"])
         inline = [
             name
             for name in (
@@ -111,7 +126,15 @@ class SwiftStore(Store):
             )
             if c[name]
         ]  # fmt: skip
-        if c["swift_store_config_file"]:
+        credentials: Credentials | None = None
+        if self.multi_tenant:
+            given = inline + ["swift_store_config_file"] * bool(c["swift_store_config_file"])
+            if given:
+                raise ConfigError(
+                    f"{self.label}: swift_store_multi_tenant stores act with the requesting "
+                    f"user's token and take no credentials of their own: remove {', '.join(given)}"
+                )
+        elif c["swift_store_config_file"]:
             if inline:
                 raise ConfigError(
                     f"{self.label}: set the credentials in swift_store_config_file or in "
@@ -124,7 +147,7 @@ class SwiftStore(Store):
                     f"{self.label}: default_swift_reference {reference!r} is not a section of "
                     f"{c['swift_store_config_file']} (it has: {', '.join(self.references)})"
                 )
-            self.reference: str | None = reference
+            self.reference = reference
             credentials = self.references[reference]
         else:
             missing = [
@@ -137,7 +160,6 @@ class SwiftStore(Store):
                     f"{self.label}: option {missing[0]} is required (or swift_store_config_file "
                     "with credential references)"
                 )
-            self.reference = None
             credentials = Credentials(
                 c["swift_store_auth_address"],
                 c["swift_store_user"],
@@ -151,7 +173,7 @@ class SwiftStore(Store):
                 f"{self.label}: swift_store_endpoint {mask_url(self.settings.endpoint)!r} holds "
                 "credentials; remove them (the store authenticates with its user and key)"
             )
-        for each in self.references.values() or [credentials]:
+        for each in self.references.values() or ([credentials] if credentials else []):
             self._check_credentials(each)
         container = c["swift_store_container"]
         if not _CONTAINER_NAME.fullmatch(container):
@@ -163,10 +185,11 @@ class SwiftStore(Store):
         self.segment_size = c["swift_store_large_object_chunk_size"] * MiB
         self.large_object_size = c["swift_store_large_object_size"] * MiB
         self.single_put_limit = min(self.large_object_size, self.segment_size)
-        self._accounts: dict[tuple[str, ...], Account] = {}
+        self._accounts: dict[tuple[str | None, ...], Account] = {}
         self._accounts_lock = threading.Lock()
-        self.account = self._account_for(credentials)
-        self._ready_containers: set[str] = set()
+        self._user_pools: dict[str, queue.LifoQueue[Any]] = {}
+        self.account = None if credentials is None else self._account_for(credentials)
+        self._ready_containers: set[tuple[str, str]] = set()
         self._max_manifest_segments: int | None = None
 
     def _check_credentials(self, credentials: Credentials) -> None:
@@ -231,9 +254,47 @@ class SwiftStore(Store):
             return account
 
     @property
-    def credentials(self) -> Credentials:
-        """The credentials adds write with (the inline options, or the default reference)."""
-        return self.account.credentials
+    def credentials(self) -> Credentials | None:
+        """The credentials adds write with (the inline options, or the default reference);
+        None in multi-tenant mode."""
+        return None if self.account is None else self.account.credentials
+
+    def _user_account(self, address: str | None = None, scheme: str = "") -> Account:
+        """Multi-tenant: the requesting user's account, from the call's context: at their
+        storage URL (from their catalog, or ``swift_store_endpoint``), or at ``address``
+        (a location's storage URL, without scheme) when it is on that same Swift."""
+        context = current_context()
+        if context is None:
+            raise InvalidArgument(
+                f"{self.label}: swift_store_multi_tenant is set, so every call needs the "
+                "requesting user's context (context=RequestContext(...) or Glance's)"
+            )
+        s = self.settings
+        endpoint = s.endpoint or context.endpoint(s.service_type, s.endpoint_type, s.region)
+        if not endpoint:
+            raise ConfigError(
+                f"{self.label}: the request context's catalog has no {s.service_type} "
+                f"endpoint of interface {s.endpoint_type} in region {s.region or '(any)'}; "
+                "check swift_store_region, swift_store_endpoint_type and "
+                "swift_store_service_type, or set swift_store_endpoint"
+            )
+        url = endpoint.rstrip("/")
+        if address is not None:
+            swift = strip_scheme(url).rsplit("/", 1)[0]  # host:port/v1, without the account
+            if address.rsplit("/", 1)[0] != swift:
+                raise BadLocation(
+                    f"{self.label}: swift+http(s)://{address}/... is not on the Swift of the "
+                    f"request's catalog ({swift}): the user's token is sent to no other server"
+                )
+            web = "http" if scheme == "swift+http" else "https"
+            url = f"{web}://{address}"
+        with self._accounts_lock:
+            pool = self._user_pools.setdefault(url, queue.LifoQueue())
+        return UserAccount(url, context.auth_token, s, self.label, RETRY_POLICY, pool)
+
+    def _writer(self) -> Account:
+        """The account adds write to: the store's, or the requesting user's."""
+        return self._user_account() if self.account is None else self.account
 
     @property
     def capabilities(self) -> Capabilities:
@@ -242,11 +303,17 @@ class SwiftStore(Store):
     def close(self) -> None:
         for account in self._accounts.values():
             account.close()
+        for pool in self._user_pools.values():
+            while not pool.empty():
+                pool.get_nowait().close()
 
     # -- locations -------------------------------------------------------------------------
 
     def container_for(self, image_id: str) -> str:
-        """The container of ``image_id``: glance_store's rule for the multiple-containers seed."""
+        """The container of ``image_id``: one of its own in multi-tenant mode, else glance_store's
+        rule for the multiple-containers seed."""
+        if self.multi_tenant:
+            return f"{self.container}_{image_id}"
         seed = self.conf["swift_store_multiple_containers_seed"]
         if not seed:
             return self.container
@@ -254,22 +321,30 @@ class SwiftStore(Store):
         return f"{self.container}_{lowered[: seed + lowered[:seed].count('-')]}"
 
     @property
-    def location_prefix(self) -> str:
+    def location_prefix(self) -> str | None:
         """Up to the container (its name only, without the slash, when images are spread
-        over ``<container>_<prefix>`` containers)."""
-        prefix = self._location_of(self.container, "")
+        over ``<container>_<prefix>`` containers); None in multi-tenant mode (each user's
+        images are in their own account)."""
+        if self.account is None:
+            return None
+        prefix = self._location_of(self.account, self.container, "")
         return prefix[:-1] if self.conf["swift_store_multiple_containers_seed"] else prefix
 
-    def _location_of(self, container: str, image_id: str) -> str:
+    def _location_of(self, account: Account, container: str, image_id: str) -> str:
         if self.reference:
             return f"swift+config://{self.reference}/{container}/{image_id}"
-        auth = self.account.credentials.auth_address
-        scheme = "swift+https" if auth.startswith("https://") else "swift+http"
-        return f"{scheme}://{strip_scheme(auth)}/{container}/{image_id}"
+        # the auth address; in multi-tenant mode the user's storage URL, as glance_store
+        address = account.storage_url if self.multi_tenant else account.credentials.auth_address
+        scheme = "swift+https" if address.startswith("https://") else "swift+http"
+        return f"{scheme}://{strip_scheme(address)}/{container}/{image_id}"
 
-    def _parse_location(self, location: Location) -> tuple[Account, SwiftLocation]:
-        """The account that reaches ``location`` and its parts; BadLocation if not ours."""
+    def _parse_location(self, location: Location) -> tuple[Account | None, SwiftLocation]:
+        """The account that reaches ``location`` (None: the requesting user's, multi-tenant)
+        and its parts; BadLocation if not ours."""
         parsed = parse_swift_location(location, self.label)
+        if self.multi_tenant:
+            return None, self._multi_tenant_location(parsed)
+        assert self.account is not None
         if not (
             parsed.container == self.container or parsed.container.startswith(self.container + "_")
         ) or parsed.container.endswith("_segments"):
@@ -307,49 +382,92 @@ class SwiftStore(Store):
             f"({strip_scheme(self.account.credentials.auth_address)})"
         )
 
+    def _multi_tenant_location(self, parsed: SwiftLocation) -> SwiftLocation:
+        """``parsed`` if it is a multi-tenant location of this store: at a storage URL, in
+        the image's own container ``<container>_<id>``."""
+        if parsed.is_reference or parsed.user:
+            raise BadLocation(
+                f"{self.label}: {parsed.masked}: a multi-tenant store reads locations at a "
+                "storage URL, with no credentials (swift+https://HOST/v1/AUTH_x/C/ID)"
+            )
+        if not is_image_id(parsed.obj) or parsed.container != f"{self.container}_{parsed.obj}":
+            raise BadLocation(
+                f"{self.label}: {parsed.masked} is not an image in its own container "
+                f"{self.container}_<id> (option swift_store_container)"
+            )
+        return parsed
+
+    def _reached(self, location: tuple[Account | None, SwiftLocation]) -> Account:
+        """The account holding a parsed location (the user's in multi-tenant mode)."""
+        account, parsed = location
+        if account is None:
+            return self._user_account(parsed.address, parsed.scheme)
+        return account
+
     # -- add -------------------------------------------------------------------------------
 
-    def _prepare_container(self, container: str) -> None:
-        create = self.conf["swift_store_create_container_on_put"]
-        if container in self._ready_containers or not create:
+    def _prepare_container(self, account: Account, container: str) -> None:
+        """Create the container when asked to (always in multi-tenant mode: one per image,
+        readable and writable by ``swift_store_admin_tenants``)."""
+        if not (self.multi_tenant or self.conf["swift_store_create_container_on_put"]):
             return
-        self.account.request("PUT", container, what=f"creating container {container}", retry=True)
-        self._ready_containers.add(container)
+        key = (account.storage_url, container)
+        if key in self._ready_containers:
+            return
+        account.request(
+            "PUT",
+            container,
+            what=f"creating container {container}",
+            retry=True,
+            headers=self._admin_acls(),
+        )
+        if not self.multi_tenant:  # its containers are made once per image
+            self._ready_containers.add(key)
 
-    def _max_segments(self) -> int:
+    def _admin_acls(self) -> dict[str, str]:
+        """Multi-tenant: the ACL headers that let ``swift_store_admin_tenants`` read and
+        write an image's containers."""
+        admins = self.conf["swift_store_admin_tenants"] if self.multi_tenant else []
+        if not admins:
+            return {}
+        granted = ",".join(f"{project}:*" for project in admins)
+        return {"X-Container-Read": granted, "X-Container-Write": granted}
+
+    def _max_segments(self, account: Account) -> int:
         """The server's max_manifest_segments (GET /info), once per store."""
         if self._max_manifest_segments is None:
             limit = DEFAULT_MAX_MANIFEST_SEGMENTS
             with contextlib.suppress(Exception):
-                info = self.account.cluster_info()
+                info = account.cluster_info()
                 limit = int(info.get("slo", {}).get("max_manifest_segments", limit))
             self._max_manifest_segments = limit
         return self._max_manifest_segments
 
     def _add(self, image_id: str, ingest: Ingest) -> str:
+        account = self._writer()
         container = self.container_for(image_id)
         path = f"{container}/{image_id}"
-        location = self._location_of(container, image_id)
-        self._prepare_container(container)
-        head = self.account.request("HEAD", path, what=f"checking {path}", allow=(404,))
+        location = self._location_of(account, container, image_id)
+        self._prepare_container(account, container)
+        head = account.request("HEAD", path, what=f"checking {path}", allow=(404,))
         if head.status_code != 404:
             raise AlreadyExists(f"{self.label}: image {image_id} already exists at {location}")
         token = secrets.token_hex(8)
         segments = segment_container(container)
-        self._prepare_segment_container(segments)
-        mark = AddMark(self.account, segments, image_id, token)
+        self._prepare_segment_container(account, segments)
+        mark = AddMark(account, segments, image_id, token)
         if self._streams(ingest):
             mark.publish()  # before any byte, and its one PUT starts with the first one
         else:
             mark.put()  # before any byte: gc finds this add if it dies (orphans.py)
         try:
-            upload = self._write(container, image_id, mark, ingest, token)
-            loss = self._settle(path, mark)
+            upload = self._write(account, container, image_id, mark, ingest, token)
+            loss = self._settle(account, path, mark)
             if loss is None:
                 mark.remove()  # the add is done: an ordinary image from here on
                 return location
         except BaseException:
-            self._remove_if_ours(path, token)  # complete, but its mark could not go
+            self._remove_if_ours(account, path, token)  # complete, but its mark could not go
             mark.remove_quietly()
             raise
         # another add's image replaced ours: remove only what is surely ours
@@ -365,7 +483,13 @@ class SwiftStore(Store):
         return declared is not None and declared <= self.large_object_size
 
     def _write(
-        self, container: str, image_id: str, mark: AddMark, ingest: Ingest, token: str
+        self,
+        account: Account,
+        container: str,
+        image_id: str,
+        mark: AddMark,
+        ingest: Ingest,
+        token: str,
     ) -> SwiftUpload | None:
         """Store the image: one streamed PUT when its size is known and small enough,
         else an SLO (its upload returned); both carry the add's ``token``, and ``mark``
@@ -373,14 +497,14 @@ class SwiftStore(Store):
         path = f"{container}/{image_id}"
         chunks = mark.heartbeat.beating(ingest)
         if self._streams(ingest):
-            self._put_stream(path, chunks, ingest, ingest.declared_size or 0, token)
+            self._put_stream(account, path, chunks, ingest, ingest.declared_size or 0, token)
             return None
         upload = SwiftUpload(
-            self.account,
+            account,
             container,
             image_id,
             md5_hex=lambda: ingest.checksum,
-            max_manifest_segments=self._max_segments(),
+            max_manifest_segments=self._max_segments(account),
             label=self.label,
             token=token,
             on_publish=mark.publish,
@@ -399,12 +523,12 @@ class SwiftStore(Store):
         writer.write(chunks)  # errors of the caller's source propagate unchanged
         return upload
 
-    def _settle(self, path: str, mark: AddMark) -> StoreError | None:
+    def _settle(self, account: Account, path: str, mark: AddMark) -> StoreError | None:
         """The image is written: once no overlapping add of its id can replace it, None if
         it is ours, else the error to fail with (glance_store_ng.overlapping)."""
 
         def owner() -> str | None:  # the token of the add that wrote the image
-            head = self.account.request(
+            head = account.request(
                 "HEAD", path, what=f"checking {path}", allow=(404,), headers={"X-Newest": "true"}
             )
             return None if head.status_code == 404 else head.headers.get(ADD_TOKEN_HEADER, "")
@@ -412,27 +536,36 @@ class SwiftStore(Store):
         token = settle(mark.others, lambda: mark.say(PUBLISHED), owner, f"{self.label}: {path}")
         return outcome(token, mark.token, self.label, mark.image_id, path)
 
-    def _prepare_segment_container(self, segments: str) -> None:
-        """The segment container holds the add's mark (and its segments): made once."""
-        if segments not in self._ready_containers:
+    def _prepare_segment_container(self, account: Account, segments: str) -> None:
+        """The segment container holds the add's mark (and its segments): made once (per
+        image in multi-tenant mode)."""
+        key = (account.storage_url, segments)
+        if key not in self._ready_containers:
             what = f"creating segment container {segments}"
-            self.account.request("PUT", segments, what=what, retry=True)
-            self._ready_containers.add(segments)
+            account.request("PUT", segments, what=what, retry=True, headers=self._admin_acls())
+            if not self.multi_tenant:
+                self._ready_containers.add(key)
 
-    def _remove_if_ours(self, path: str, token: str) -> None:
+    def _remove_if_ours(self, account: Account, path: str, token: str) -> None:
         """Delete the image at ``path`` if the add holding ``token`` wrote it; log, never raise."""
         try:
-            head = self.account.request(
+            head = account.request(
                 "HEAD", path, what=f"checking {path}", allow=(404,), headers={"X-Newest": "true"}
             )
             if head.status_code != 404 and head.headers.get(ADD_TOKEN_HEADER) == token:
-                delete_object(self.account, path, self.label)
+                delete_object(account, path, self.label)
         except Exception as exc:  # the add's own error is the one to report
             LOG.error("%s: could not check or remove %s after a failed add: %s",
                       self.label, path, exc)  # fmt: skip
 
     def _put_stream(
-        self, path: str, chunks: Iterator[Chunk], ingest: Ingest, size: int, token: str
+        self,
+        account: Account,
+        path: str,
+        chunks: Iterator[Chunk],
+        ingest: Ingest,
+        size: int,
+        token: str,
     ) -> None:
         """One PUT of ``size`` bytes streamed from the ingest's chunks; then its md5 checked.
 
@@ -443,7 +576,7 @@ class SwiftStore(Store):
         """
         body = _StreamedBody(chunks, size, ingest.label)
         try:
-            resp = put_object(self.account, path, {ADD_TOKEN_HEADER: token}, body, self.label)
+            resp = put_object(account, path, {ADD_TOKEN_HEADER: token}, body, self.label)
         except _BodyFailed:
             resp = None
         if resp is None:
@@ -455,28 +588,66 @@ class SwiftStore(Store):
             raise error
         if not ingest.finished:  # answered before the whole body was sent
             with contextlib.suppress(StoreError):
-                self.account.request("DELETE", path, what=f"removing the incomplete {path}")
+                account.request("DELETE", path, what=f"removing the incomplete {path}")
             raise BackendUnavailable(
                 f"{self.label}: Swift answered the PUT of {path} before receiving all of it"
             )
-        check_etag(self.account, path, resp, ingest.checksum, self.label)
+        check_etag(account, path, resp, ingest.checksum, self.label)
+
+    # -- sharing (multi-tenant) ------------------------------------------------------------
+
+    def set_acls(
+        self,
+        location: str | Location,
+        public: bool = False,
+        read_projects: list[str] | None = None,
+        write_projects: list[str] | None = None,
+        context: Any = None,
+    ) -> None:
+        """Multi-tenant: who may read and write the image at ``location``, as glance_store
+        sets it when Glance shares an image: anyone authenticated (``public``) or
+        ``read_projects``, plus ``swift_store_admin_tenants``, who may also write, as
+        ``write_projects``. Set on the image's container and its segment container, by
+        the owner (``context``)."""
+        if not self.multi_tenant:
+            raise InvalidArgument(
+                f"{self.label}: set_acls shares images kept in their owners' accounts: "
+                "only with swift_store_multi_tenant"
+            )
+        admins = list(self.conf["swift_store_admin_tenants"])
+        readers = ["*"] if public else [*(read_projects or []), *admins]
+        writers = [*(write_projects or []), *admins]
+        headers = {
+            "X-Container-Read": ",".join(f"{project}:*" for project in readers),
+            "X-Container-Write": ",".join(f"{project}:*" for project in writers),
+        }
+        parsed = parse_location(location)
+        with using_context(context) if context is not None else contextlib.nullcontext():
+            where = self._parse_location(parsed)
+            account, container = self._reached(where), where[1].container
+            for each in (container, segment_container(container)):
+                account.request(
+                    "POST", each, what=f"setting the ACLs of {each}", headers=headers, retry=True
+                )
 
     # -- orphans ---------------------------------------------------------------------------
 
     def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
         """Segments of SLO uploads that never got their manifest (the process died mid-add),
-        one Orphan per upload: ``<container>_segments/<image id>/<token>/``."""
-        spread = bool(self.conf["swift_store_multiple_containers_seed"])
-        containers = segment_containers(self.account, self.container, spread)
+        one Orphan per upload: ``<container>_segments/<image id>/<token>/``. In multi-tenant
+        mode, those of the current context's account (``using_context``)."""
+        account = self._writer()
+        spread = self.multi_tenant or bool(self.conf["swift_store_multiple_containers_seed"])
+        containers = segment_containers(account, self.container, spread)
         return [
             orphan
             for segments in containers
-            for orphan in find_orphan_uploads(self.account, segments, older_than, self.label)
+            for orphan in find_orphan_uploads(account, segments, older_than, self.label)
         ]
 
     def remove_orphan(self, orphan: Orphan) -> None:
         segments = orphan.name.split("/", 1)[0]
-        spread = bool(self.conf["swift_store_multiple_containers_seed"])
+        spread = self.multi_tenant or bool(self.conf["swift_store_multiple_containers_seed"])
         ours = segments == f"{self.container}_segments" or (
             spread and segments.startswith(f"{self.container}_") and segments.endswith("_segments")
         )
@@ -484,16 +655,16 @@ class SwiftStore(Store):
             raise BadLocation(
                 f"{self.label}: {orphan.name} is not in a segment container of {self.container}"
             )
-        remove_orphan_upload(self.account, segments, orphan, self.label)
+        remove_orphan_upload(self._writer(), segments, orphan, self.label)
 
     # -- get, get_size, delete -------------------------------------------------------------
 
     def _get(
-        self, location: tuple[Account, SwiftLocation], offset: int, length: int | None
+        self, location: tuple[Account | None, SwiftLocation], offset: int, length: int | None
     ) -> ImageReader:
-        account, parsed = location
+        parsed = location[1]
         return open_object(
-            account,
+            self._reached(location),
             parsed.path,
             offset,
             length,
@@ -502,13 +673,17 @@ class SwiftStore(Store):
             label=self.label,
         )
 
-    def _get_size(self, location: tuple[Account, SwiftLocation]) -> int:
-        account, parsed = location
-        return object_size(account, parsed.path)
+    def _get_size(self, location: tuple[Account | None, SwiftLocation]) -> int:
+        return object_size(self._reached(location), location[1].path)
 
-    def _delete(self, location: tuple[Account, SwiftLocation]) -> None:
-        account, parsed = location
+    def _delete(self, location: tuple[Account | None, SwiftLocation]) -> None:
+        account, parsed = self._reached(location), location[1]
         delete_object(account, parsed.path, self.label)
+        if self.multi_tenant:  # the image's own containers go with it, as glance_store's
+            for container in (segment_container(parsed.container), parsed.container):
+                account.request(
+                    "DELETE", container, what=f"removing container {container}", allow=(404, 409)
+                )
 
 
 class _BodyFailed(BaseException):

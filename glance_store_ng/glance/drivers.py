@@ -53,7 +53,8 @@ _SWIFT_AUTH_VERSION = cfg.StrOpt(
 
 
 class SwiftAdapter(GlanceAdapter):
-    """``gsng_swift``: our Swift store, single tenant (streamed PUTs, SLOs, resumed reads)."""
+    """``gsng_swift``: our Swift store, single- or multi-tenant (streamed PUTs, SLOs, resumed
+    reads)."""
 
     DRIVER, ENTRY = "swift", "gsng_swift"
     SCHEMES = ("swift", "swift+http", "swift+https", "swift+config")

@@ -19,6 +19,7 @@ from glance_store import exceptions as gs
 
 from glance_store_ng import errors
 from glance_store_ng.config import open_store
+from glance_store_ng.context import RequestContext
 from glance_store_ng.registry import load_driver
 
 from .errors import glance_errors
@@ -119,7 +120,11 @@ class GlanceAdapter(driver.Store):
         data = image_file if verifier is None else _verified(image_file, verifier)
         with glance_errors():
             result = self._store.add(
-                image_id, data, size=image_size or None, hashing_algo=hashing_algo
+                image_id,
+                data,
+                size=image_size or None,
+                hashing_algo=hashing_algo,
+                context=_context(context),
             )
         return (
             result.location,
@@ -139,17 +144,49 @@ class GlanceAdapter(driver.Store):
         glance_store's staging store, which would call ``read(65536)`` on a file.
         """
         with glance_errors():
-            reader = self._store.get(location.get_store_uri(), offset, chunk_size)
+            reader = self._store.get(
+                location.get_store_uri(), offset, chunk_size, context=_context(context)
+            )
         return _translated(iter(reader)), reader.size
 
     def get_size(self, location: Any, context: Any = None) -> int:
         with glance_errors():
-            return self._store.get_size(location.get_store_uri())
+            return self._store.get_size(location.get_store_uri(), context=_context(context))
 
     @capabilities.check
     def delete(self, location: Any, context: Any = None) -> None:
         with glance_errors():
-            self._store.delete(location.get_store_uri())
+            self._store.delete(location.get_store_uri(), context=_context(context))
+
+    def set_acls(
+        self,
+        location: Any,
+        public: bool = False,
+        read_tenants: list[str] | None = None,
+        write_tenants: list[str] | None = None,
+        context: Any = None,
+    ) -> None:
+        """Share an image (Glance calls it when an image's visibility or members change):
+        our store's ``set_acls`` when it keeps images in their owners' accounts (Swift
+        multi-tenant); else glance_store's answer, that this driver does not."""
+        if not getattr(self._store, "multi_tenant", False):
+            raise NotImplementedError
+        with glance_errors():
+            self._store.set_acls(
+                location.get_store_uri(),
+                public=public,
+                read_projects=read_tenants,
+                write_projects=write_tenants,
+                context=_context(context),
+            )
+
+
+def _context(context: Any) -> RequestContext | None:
+    """Glance's request context as ours; None when Glance gives none, or one without a
+    token (a store that needs it then says so)."""
+    if context is None or not getattr(context, "auth_token", None):
+        return None
+    return RequestContext.of(context)
 
 
 def _translated(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -3,15 +3,17 @@ the fixture class of the shipped suites, listings and cleanup through swiftclien
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import swiftclient
 
-from glance_store_ng import open_store
+from glance_store_ng import RequestContext, open_store
 from glance_store_ng.store import Orphan, Store
 from glance_store_ng.testing import StoreFixture
 from glance_store_ng.units import MiB
@@ -169,6 +171,40 @@ class SwiftFixture(StoreFixture):
         return Orphan(f"{segments}/{prefix}", sum(o["bytes"] for o in objects), 0.0)
 
 
+class AsUser:
+    """A store that passes one user's ``context`` on every call, as an image API serving
+    that user does; everything else is the store's."""
+
+    def __init__(self, store: Store, context: RequestContext) -> None:
+        self.store = store
+        self.context = context
+
+    def add(self, *args: Any, **kwargs: Any) -> Any:
+        return self.store.add(*args, context=self.context, **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return self.store.get(*args, context=self.context, **kwargs)
+
+    def get_size(self, *args: Any, **kwargs: Any) -> Any:
+        return self.store.get_size(*args, context=self.context, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        return self.store.delete(*args, context=self.context, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def multi_tenant_options(keystone_env: dict[str, str], container: str, **options) -> dict:
+    """A multi-tenant store: no credentials, the user's endpoint found by region."""
+    return {
+        "swift_store_multi_tenant": True,
+        "swift_store_region": keystone_env["GSN_KEYSTONE_REGION"],
+        "swift_store_container": container,
+        **options,
+    }
+
+
 class KeystoneSwiftFixture(SwiftFixture):
     """Stores on a random container of the Swift that authenticates through the real
     Keystone (v3, single-tenant: the glance user's account in project service)."""
@@ -197,3 +233,115 @@ class KeystoneSwiftFixture(SwiftFixture):
         return "swift", keystone_options(
             self._keystone_env, self._container, **{**self.extra_options, **options}
         )
+
+
+def user_context(keystone_env: dict[str, str], who: str = "DEMO1", form: str = "v3"):
+    """The request context of user ``who`` (DEMO1, DEMO2...) as an image API holds it: a
+    fresh token from the real Keystone, its project and user ids, and its catalog in
+    Keystone's v3 form or (``form="v2"``) the v2 form keystonemiddleware gives Glance."""
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
+    user = f"GSN_KEYSTONE_{who}"
+    auth = v3.Password(
+        auth_url=keystone_env["GSN_KEYSTONE_AUTH_URL"],
+        username=keystone_env[user + "_USER"],
+        password=keystone_env[user + "_PASSWORD"],
+        project_name=keystone_env[user + "_PROJECT"],
+        user_domain_name=keystone_env[user + "_USER_DOMAIN"],
+        project_domain_name=keystone_env[user + "_PROJECT_DOMAIN"],
+    )
+    access = auth.get_access(session.Session(auth=auth))
+    catalog = access.service_catalog.catalog
+    if form == "v2":
+        catalog = [v2_service(service) for service in catalog]
+    return RequestContext(
+        auth_token=access.auth_token,
+        project_id=access.project_id,
+        user_id=access.user_id,
+        service_catalog=catalog,
+    )
+
+
+def v2_service(service: dict) -> dict:
+    """A v3 catalog entry in the v2 form: one endpoint per region, a key per interface."""
+    regions: dict[str, dict] = {}
+    for endpoint in service["endpoints"]:
+        entry = regions.setdefault(endpoint["region"], {"region": endpoint["region"]})
+        entry[endpoint["interface"] + "URL"] = endpoint["url"]
+    return {
+        "type": service["type"],
+        "name": service.get("name", ""),
+        "endpoints": [*regions.values()],
+    }
+
+
+def revoke(keystone_env, token: str) -> None:
+    """Revoke ``token`` in Keystone (as the admin user)."""
+    env = keystone_env
+    admin_token = keystone_token(env, "ADMIN")
+    request = urllib.request.Request(
+        f"{env['GSN_KEYSTONE_AUTH_URL']}/auth/tokens",
+        method="DELETE",
+        headers={"X-Auth-Token": admin_token, "X-Subject-Token": token},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 204
+
+
+def keystone_token(env, who: str) -> str:
+    """A project-scoped token for ``who`` (ADMIN: its project and domain are named alike)."""
+    prefix = f"GSN_KEYSTONE_{who}"
+    domain = env.get(prefix + "_USER_DOMAIN") or env[prefix + "_DOMAIN"]
+    project_domain = env.get(prefix + "_PROJECT_DOMAIN") or env[prefix + "_DOMAIN"]
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": env[prefix + "_USER"],
+                        "domain": {"name": domain},
+                        "password": env[prefix + "_PASSWORD"],
+                    }
+                },
+            },
+            "scope": {
+                "project": {"name": env[prefix + "_PROJECT"], "domain": {"name": project_domain}}
+            },
+        }
+    }
+    request = urllib.request.Request(
+        f"{env['GSN_KEYSTONE_AUTH_URL']}/auth/tokens",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.headers["X-Subject-Token"]
+
+
+class MultiTenantSwiftFixture(SwiftFixture):
+    """Multi-tenant stores (the Swift behind the real Keystone): every call acts as user
+    demo1user of project demo1, with its token; images go to demo1's account."""
+
+    @pytest.fixture
+    def make_store(self, keystone_env) -> Iterator[Callable[..., Store]]:
+        admin = keystone_admin(keystone_env, "DEMO1")
+        container = random_container()
+        self._admin, self._container = admin, container
+        context = user_context(keystone_env, "DEMO1")
+        stores: list[Store] = []
+
+        def make(**options) -> Store:
+            store = open_store(
+                "swift",
+                multi_tenant_options(keystone_env, container, **self.extra_options, **options),
+            )
+            stores.append(store)
+            return AsUser(store, context)  # type: ignore[return-value]
+
+        yield make
+        for store in stores:
+            store.close()
+        remove_containers(admin, container)
+        admin.close()

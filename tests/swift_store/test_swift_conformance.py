@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swift_testing import KeystoneSwiftFixture, SwiftFixture
+from swift_testing import KeystoneSwiftFixture, MultiTenantSwiftFixture, SwiftFixture
 
 from glance_store_ng.testing import StoreConformance
 
@@ -31,3 +31,10 @@ class TestSwiftSeededContainersConformance(StoreConformance, SwiftFixture):
 class TestSwiftKeystoneConformance(StoreConformance, KeystoneSwiftFixture):
     """Keystone v3, single-tenant: the glance user (domains by name), the storage URL from
     the token's catalog (swift_store_region)."""
+
+
+class TestSwiftMultiTenantConformance(StoreConformance, MultiTenantSwiftFixture):
+    """Keystone v3, multi-tenant: every call with the context of demo1's user, each image in
+    a container of its own in demo1's account; over 1 MiB, an SLO of 1 MiB segments."""
+
+    extra_options = {"swift_store_large_object_size": 1, "swift_store_large_object_chunk_size": 1}

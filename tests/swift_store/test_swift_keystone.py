@@ -6,11 +6,9 @@ errors that name the option to fix and never show a password or a token."""
 from __future__ import annotations
 
 import io
-import json
 import logging
 import socket
 import threading
-import urllib.request
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
@@ -21,6 +19,7 @@ from swift_testing import (
     objects_under,
     random_container,
     remove_containers,
+    revoke,
 )
 
 from glance_store_ng import errors, open_store
@@ -284,47 +283,3 @@ def test_a_token_swift_refuses_is_renewed_once_and_the_add_succeeds(
         revoke(keystone_env, token)
         round_trip(store)
         assert token_requests() - before == 1
-
-
-def revoke(keystone_env, token: str) -> None:
-    """Revoke ``token`` in Keystone (as the admin user)."""
-    env = keystone_env
-    admin_token = keystone_token(env, "ADMIN")
-    request = urllib.request.Request(
-        f"{env['GSN_KEYSTONE_AUTH_URL']}/auth/tokens",
-        method="DELETE",
-        headers={"X-Auth-Token": admin_token, "X-Subject-Token": token},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        assert answer.status == 204
-
-
-def keystone_token(env, who: str) -> str:
-    """A project-scoped token for ``who`` (ADMIN: its project and domain are named alike)."""
-    prefix = f"GSN_KEYSTONE_{who}"
-    domain = env.get(prefix + "_USER_DOMAIN") or env[prefix + "_DOMAIN"]
-    project_domain = env.get(prefix + "_PROJECT_DOMAIN") or env[prefix + "_DOMAIN"]
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": env[prefix + "_USER"],
-                        "domain": {"name": domain},
-                        "password": env[prefix + "_PASSWORD"],
-                    }
-                },
-            },
-            "scope": {
-                "project": {"name": env[prefix + "_PROJECT"], "domain": {"name": project_domain}}
-            },
-        }
-    }
-    request = urllib.request.Request(
-        f"{env['GSN_KEYSTONE_AUTH_URL']}/auth/tokens",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return answer.headers["X-Subject-Token"]

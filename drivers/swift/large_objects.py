@@ -30,7 +30,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
-from glance_store_ng.errors import AlreadyExists, ChecksumMismatch, Retry, StoreError
+from glance_store_ng.errors import (
+    AlreadyExists,
+    ChecksumMismatch,
+    PermissionDenied,
+    Retry,
+    StoreError,
+)
 
 from .account import Account
 
@@ -334,4 +340,6 @@ def _check_bulk_delete(body: bytes, path: str, label: str) -> None:
     errors = report.get("Errors") or []
     if not status.startswith("2") or errors:
         shown = "; ".join(f"{name}: {why}" for name, why in errors[:3])
-        raise StoreError(f"{label}: deleting {path} and its segments failed: {status} {shown}")
+        denied = errors and all(str(why).startswith("403") for _, why in errors)
+        kind = PermissionDenied if denied else StoreError  # e.g. a reader not allowed to write
+        raise kind(f"{label}: deleting {path} and its segments failed: {status} {shown}")

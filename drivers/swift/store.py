@@ -465,6 +465,8 @@ class SwiftStore(Store):
             loss = self._settle(account, path, mark)
             if loss is None:
                 mark.remove()  # the add is done: an ordinary image from here on
+                if self.multi_tenant and upload is None:
+                    self._remove_empty(account, segments)
                 return location
         except BaseException:
             self._remove_if_ours(account, path, token)  # complete, but its mark could not go
@@ -545,6 +547,20 @@ class SwiftStore(Store):
             account.request("PUT", segments, what=what, retry=True, headers=self._admin_acls())
             if not self.multi_tenant:
                 self._ready_containers.add(key)
+
+    def _remove_empty(self, account: Account, container: str) -> None:
+        """Multi-tenant: remove one of an image's containers if empty: on delete, and the
+        segment container once an add that went up in one PUT is done (glance_store's delete
+        removes the image's container only). Another project's user (an admin tenant) may
+        not remove containers: they stay, empty. Log, never raise."""
+        try:
+            resp = account.request(
+                "DELETE", container, what=f"removing container {container}", allow=(403, 404, 409)
+            )
+            if resp.status_code == 403:
+                LOG.info("%s: %s stays: not the owner's request", self.label, container)
+        except StoreError as exc:
+            LOG.warning("%s: could not remove the empty %s: %s", self.label, container, exc)
 
     def _remove_if_ours(self, account: Account, path: str, token: str) -> None:
         """Delete the image at ``path`` if the add holding ``token`` wrote it; log, never raise."""
@@ -681,9 +697,7 @@ class SwiftStore(Store):
         delete_object(account, parsed.path, self.label)
         if self.multi_tenant:  # the image's own containers go with it, as glance_store's
             for container in (segment_container(parsed.container), parsed.container):
-                account.request(
-                    "DELETE", container, what=f"removing container {container}", allow=(404, 409)
-                )
+                self._remove_empty(account, container)
 
 
 class _BodyFailed(BaseException):

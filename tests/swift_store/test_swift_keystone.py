@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import pytest
+from keystone_testing import revoke
 from swift_testing import (
     keystone_admin,
     keystone_options,
     objects_under,
     random_container,
     remove_containers,
-    revoke,
 )
 
 from glance_store_ng import errors, open_store

@@ -9,6 +9,7 @@ import io
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
@@ -283,3 +284,45 @@ def test_a_token_swift_refuses_is_renewed_once_and_the_add_succeeds(
         revoke(keystone_env, token)
         round_trip(store)
         assert token_requests() - before == 1
+
+
+def test_tokens_are_renewed_before_they_expire_during_a_long_add(
+    keystone_env, container, token_requests, monkeypatch
+) -> None:
+    """Through the Keystone instance whose tokens live 125 s, so that the store renews
+    each one 5 s after it was issued (with less than 2 minutes left): an SLO add whose
+    source takes 13 s sends its later segments with new tokens, asked for before the old
+    ones expire. Swift refuses none (no 401), and the image is whole."""
+    from glance_store_ng.drivers.swift.account import Account
+
+    refused = []
+    auth = Account.auth
+
+    def counted(self, stale_token=None):
+        if stale_token is not None:
+            refused.append(stale_token)
+        return auth(self, stale_token)
+
+    monkeypatch.setattr(Account, "auth", counted)
+    options = keystone_options(
+        keystone_env,
+        container,
+        swift_store_auth_address=keystone_env["GSN_KEYSTONE_SHORT_AUTH_URL"],
+        swift_store_large_object_size=1,
+        swift_store_large_object_chunk_size=1,
+        swift_store_upload_concurrency=1,
+    )
+    data = random_bytes(6 * 1024 * 1024, seed=8)
+
+    def slow() -> Iterator[bytes]:
+        for offset in range(0, len(data), 1024 * 1024):
+            time.sleep(2.2)
+            yield data[offset : offset + 1024 * 1024]
+
+    with open_store("swift", options) as store:
+        result = store.add(new_id(), slow())
+        assert token_requests() >= 3
+        assert refused == []
+        with store.get(result.location, verify=result) as reader:
+            assert reader.read() == data
+        store.delete(result.location)

@@ -1,6 +1,7 @@
 """Swift add and get: glance_store_ng beside glance_store's Swift driver and bare swiftclient.
 
     flock /work/bench.lock .venv/bin/python benchmarks/bench_swift.py --size 1G [--rss-size 2G]
+        [--keystone]
 
 Every measurement runs in a fresh child process (its peak RSS is its own), on
 the real Swift all-in-one (tools/backends), with the same random image file.
@@ -13,6 +14,15 @@ so its swiftclient connection is made with v1 auth here, the rest of its code
 runs as shipped (see glance_store_ng.bench.reference). Bare swiftclient is one
 ``put_object`` of the file with its length, and one ``get_object`` read in
 1 MiB pieces. Ratios are against the baselines measured in the same run.
+
+``--keystone`` adds our driver through Keystone v3 (tools/backends/keystone and
+the Swift all-in-one behind it, the same servers but authtoken and keystoneauth
+in the proxy): single-tenant as the glance user, and multi-tenant with a demo
+user's request context (its token taken before the timed call, as an image API
+holds it). Each of their processes first adds and deletes a 1-byte image, so the
+token is asked for and validated by Swift before the timed operation, as in an image
+service that runs; the "first" column shows what that cost. Their rows compare with
+our tempauth row and count the tokens the timed operation asked Keystone for.
 """
 
 from __future__ import annotations
@@ -32,13 +42,15 @@ from glance_store_ng.units import MiB
 
 HERE = Path(__file__).resolve().parent
 IMPLEMENTATIONS = ("glance_store_ng", "glance_store", "swiftclient")
+#: Our driver through Keystone v3 (--keystone).
+KEYSTONE_IMPLEMENTATIONS = ("ng keystone v3", "ng multi-tenant")
 
 
-def _env() -> dict[str, str]:
+def _env(keystone: bool = False) -> dict[str, str]:
     sys.path.insert(0, str(HERE.parent / "tools" / "backends"))
-    from backends import ensure_swift
+    from backends import ensure_keystone_swift, ensure_swift
 
-    return ensure_swift()
+    return {**ensure_swift(), **(ensure_keystone_swift() if keystone else {})}
 
 
 def _rss_kib() -> int:
@@ -69,18 +81,84 @@ def _options(env, container):
     }
 
 
+def _keystone_options(env, container):
+    """Single-tenant through Keystone v3: the glance user, its domains by name."""
+    user = f"{env['GSN_KEYSTONE_GLANCE_PROJECT']}:{env['GSN_KEYSTONE_GLANCE_USER']}"
+    return {
+        "swift_store_auth_address": env["GSN_KEYSTONE_AUTH_URL"],
+        "swift_store_user": user,
+        "swift_store_key": env["GSN_KEYSTONE_GLANCE_PASSWORD"],
+        "swift_store_auth_version": "3",
+        "swift_store_user_domain_name": env["GSN_KEYSTONE_GLANCE_USER_DOMAIN"],
+        "swift_store_project_domain_name": env["GSN_KEYSTONE_GLANCE_PROJECT_DOMAIN"],
+        "swift_store_region": env["GSN_KEYSTONE_REGION"],
+        "swift_store_container": container,
+        "swift_store_create_container_on_put": True,
+    }
+
+
+def _user_context(env):
+    """The demo1 user's request context, as an image API holds it (a token asked for here)."""
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
+    from glance_store_ng import RequestContext
+
+    auth = v3.Password(
+        auth_url=env["GSN_KEYSTONE_AUTH_URL"],
+        username=env["GSN_KEYSTONE_DEMO1_USER"],
+        password=env["GSN_KEYSTONE_DEMO1_PASSWORD"],
+        project_name=env["GSN_KEYSTONE_DEMO1_PROJECT"],
+        user_domain_name=env["GSN_KEYSTONE_DEMO1_USER_DOMAIN"],
+        project_domain_name=env["GSN_KEYSTONE_DEMO1_PROJECT_DOMAIN"],
+    )
+    access = auth.get_access(session.Session(auth=auth))
+    return RequestContext(
+        access.auth_token, access.project_id, access.user_id, access.service_catalog.catalog
+    )
+
+
+def _count_tokens() -> list:
+    """A list that grows by one for each token this process asks Keystone for."""
+    from keystoneauth1.identity import v3
+
+    asked: list = []
+    original = v3.Password.get_auth_ref
+
+    def counted(self, *args, **kwargs):
+        asked.append(1)
+        return original(self, *args, **kwargs)
+
+    v3.Password.get_auth_ref = counted
+    return asked
+
+
 def child(spec: dict) -> dict:
     """One operation in this process: its wall time, CPU time and peak RSS growth."""
     env, impl, op, path = spec["env"], spec["impl"], spec["op"], spec["path"]
     container, size = spec["container"], os.path.getsize(spec["path"])
     result: dict = {}
     close = None  # the store's, after the timed run
-    if impl in ("glance_store_ng", "glance_store"):  # used alike
+    tokens = None
+    if impl in ("glance_store_ng", "glance_store", *KEYSTONE_IMPLEMENTATIONS):  # used alike
         from glance_store_ng import open_store
         from glance_store_ng.bench.reference import open_reference
 
-        opener = open_store if impl == "glance_store_ng" else open_reference
-        store = opener("swift", _options(env, container))
+        if impl == "glance_store":
+            store = open_reference("swift", _options(env, container))
+        elif impl == "ng keystone v3":
+            tokens = _count_tokens()
+            store = open_store("swift", _keystone_options(env, container))
+        elif impl == "ng multi-tenant":
+            options = {
+                "swift_store_multi_tenant": True,
+                "swift_store_region": env["GSN_KEYSTONE_REGION"],
+                "swift_store_container": container,
+            }
+            store = _AsUser(open_store("swift", options), _user_context(env))
+            tokens = _count_tokens()  # the store's own: none (it uses the context's)
+        else:
+            store = open_store("swift", _options(env, container))
         close = store.close  # glance_store's: its private reference file holds the key
         if op == "add":
 
@@ -123,13 +201,20 @@ def child(spec: dict) -> dict:
             def run():
                 conn.delete_object(container, spec["location"])
 
+    if impl in KEYSTONE_IMPLEMENTATIONS:  # a running image service has its token already
+        started = time.perf_counter()
+        store.delete(store.add(str(uuid.uuid4()), b"x", 1).location)
+        result["warmup_seconds"] = time.perf_counter() - started
+        del tokens[:]
     before_rss = _rss_kib()
+    servers0 = _servers_cpu_seconds(env, impl)
     cpu0 = sum(os.times()[:2])
     started = time.perf_counter()
     try:
         run()
         result["seconds"] = time.perf_counter() - started
         result["cpu"] = sum(os.times()[:2]) - cpu0
+        result["server_cpu"] = _servers_cpu_seconds(env, impl) - servers0
     finally:
         if close:
             close()
@@ -137,30 +222,49 @@ def child(spec: dict) -> dict:
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_rss
     ) / 1024
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["tokens"] = None if tokens is None else len(tokens)
     return result
+
+
+class _AsUser:
+    """A multi-tenant store called with one user's context, as an image API serving them."""
+
+    def __init__(self, store, context) -> None:
+        self.store, self.context, self.close = store, context, store.close
+
+    def add(self, *args, **kwargs):
+        return self.store.add(*args, context=self.context, **kwargs)
+
+    def get(self, *args, **kwargs):
+        return self.store.get(*args, context=self.context, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        return self.store.delete(*args, context=self.context, **kwargs)
 
 
 SERVERS = ("proxy-server", "object-server")
 
 
-def _servers_cpu_seconds(env: dict[str, str]) -> float:
-    from backends import server_cpu_seconds  # on sys.path since _env()
+def _servers_cpu_seconds(env: dict[str, str], impl: str) -> float:
+    """The Swift's servers (and Keystone's, for our Keystone rows), CPU seconds so far."""
+    sys.path.insert(0, str(HERE.parent / "tools" / "backends"))
+    from backends import server_cpu_seconds
 
-    return server_cpu_seconds(env["GSN_SWIFT_RUN_DIR"], SERVERS)
+    if impl not in KEYSTONE_IMPLEMENTATIONS:
+        return server_cpu_seconds(env["GSN_SWIFT_RUN_DIR"], SERVERS)
+    keystone = server_cpu_seconds(env["GSN_KEYSTONE_RUN_DIR"], ("keystone",))
+    return server_cpu_seconds(env["GSN_SWIFT_KS_RUN_DIR"], SERVERS) + keystone
 
 
 def _run(spec: dict) -> dict:
-    """One operation in a fresh process; its figures plus the servers' CPU seconds meanwhile."""
-    servers_before = _servers_cpu_seconds(spec["env"])
+    """One operation in a fresh process; its figures (the servers' CPU seconds during it too)."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
         check=True,
         capture_output=True,
         text=True,
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["server_cpu"] = _servers_cpu_seconds(spec["env"]) - servers_before
-    return result
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def make_image(path: str, size: int) -> None:
@@ -176,6 +280,9 @@ def main() -> None:
     parser.add_argument("--rss-size", default="", help="also: peak RSS of our add of this size")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--dir", default="/dev/shm")
+    parser.add_argument(
+        "--keystone", action="store_true", help="also our driver through Keystone v3 (both modes)"
+    )
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -186,7 +293,8 @@ def main() -> None:
     def parse(text: str) -> int:
         return int(text[:-1]) * units[text[-1].upper()] if text[-1].isalpha() else int(text)
 
-    env = _env()
+    env = _env(args.keystone)
+    implementations = IMPLEMENTATIONS + (KEYSTONE_IMPLEMENTATIONS if args.keystone else ())
     container = f"gsn-bench-{secrets.token_hex(4)}"
     image = os.path.join(args.dir, f"{container}.img")
     size = parse(args.size)
@@ -195,7 +303,7 @@ def main() -> None:
     best: dict[tuple[str, str], dict] = {}
     try:
         for _ in range(args.rounds):
-            for impl in IMPLEMENTATIONS:
+            for impl in implementations:
                 added = _run({**base, "impl": impl, "op": "add"})
                 got = _run({**base, "impl": impl, "op": "get", "location": added["location"]})
                 _run({**base, "impl": impl, "op": "delete", "location": added["location"]})
@@ -221,6 +329,19 @@ def main() -> None:
                     f"{m['rss_growth_mib']:>10.0f}"
                     f"{ratios[0]:>16.2f}{ratios[1]:>15.2f}"
                 )
+        if args.keystone:
+            print(f"\n{'operation':<10}{'implementation':<18}{'MB/s':>8}{'server CPU s':>14}"
+                  f"{'x ng tempauth':>15}{'tokens':>8}{'first s':>9}")  # fmt: skip
+            for op in ("add", "get"):
+                for impl in ("glance_store_ng", *KEYSTONE_IMPLEMENTATIONS):
+                    m = best[impl, op]
+                    ratio = best["glance_store_ng", op]["seconds"] / m["seconds"]
+                    tokens = "-" if m["tokens"] is None else str(m["tokens"])
+                    first = m.get("warmup_seconds")
+                    first_shown = "-" if first is None else f"{first:.2f}"
+                    speed = size / m["seconds"] / 1e6
+                    print(f"{op:<10}{impl:<18}{speed:>8.0f}{m['server_cpu']:>14.2f}"
+                          f"{ratio:>15.2f}{tokens:>8}{first_shown:>9}")  # fmt: skip
         if args.rss_size:
             big = os.path.join(args.dir, f"{container}-rss.img")
             make_image(big, parse(args.rss_size))
@@ -237,12 +358,41 @@ def main() -> None:
                 os.unlink(big)
     finally:
         os.unlink(image)
+        if args.keystone:
+            _remove_keystone_containers(env, container)
         conn = _swiftclient(env)
         for name in (container, f"{container}_segments"):
             try:
                 for obj in conn.get_container(name, full_listing=True)[1]:
                     conn.delete_object(name, obj["name"])
                 conn.delete_container(name)
+            except Exception:
+                pass
+
+
+def _remove_keystone_containers(env, container) -> None:
+    """What the Keystone rows left (nothing unless a run failed): the glance user's
+    containers and demo1's per-image ones."""
+    import swiftclient
+
+    for who in ("GLANCE", "DEMO1"):
+        conn = swiftclient.Connection(
+            env["GSN_KEYSTONE_AUTH_URL"],
+            env[f"GSN_KEYSTONE_{who}_USER"],
+            env[f"GSN_KEYSTONE_{who}_PASSWORD"],
+            auth_version="3",
+            os_options={
+                "project_name": env[f"GSN_KEYSTONE_{who}_PROJECT"],
+                "user_domain_name": env[f"GSN_KEYSTONE_{who}_USER_DOMAIN"],
+                "project_domain_name": env[f"GSN_KEYSTONE_{who}_PROJECT_DOMAIN"],
+                "region_name": env["GSN_KEYSTONE_REGION"],
+            },
+        )
+        for listed in conn.get_account(prefix=container, full_listing=True)[1]:
+            try:
+                for obj in conn.get_container(listed["name"], full_listing=True)[1]:
+                    conn.delete_object(listed["name"], obj["name"])
+                conn.delete_container(listed["name"])
             except Exception:
                 pass
 

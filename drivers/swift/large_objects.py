@@ -145,13 +145,14 @@ class SwiftUpload:
         label: str,
         token: str,
         on_publish: Callable[[], None],
+        segments: str | None = None,
     ) -> None:
         self.account = account
         self.container = container
         self.image_id = image_id
         self.path = f"{container}/{image_id}"
         self.md5_hex = md5_hex
-        self.segments = segment_container(container)
+        self.segments = segments or segment_container(container)
         self.token = token
         self.prefix = f"{image_id}/{token}/"
         self.max_manifest_segments = max_manifest_segments

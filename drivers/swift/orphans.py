@@ -3,7 +3,8 @@ by gc.
 
 An add that fails removes its own work (``SwiftUpload.abort``). A process that
 dies mid-add cannot. Each add works under an upload prefix of its own,
-``<image id>/<16 hex digits>/`` in ``<container>_segments``: its segments, and
+``<image id>/<16 hex digits>/`` in ``<container>_segments`` (multi-tenant: in the
+image's own container ``<container>_<id>``): its segments, and
 its *mark* (:class:`AddMark`), an empty object ``<prefix>adding`` it puts before
 anything else, refreshes while its data flows (at most
 :data:`~glance_store_ng.heartbeat.HEARTBEAT` seconds apart) and deletes as its
@@ -35,7 +36,7 @@ from urllib.parse import quote
 from glance_store_ng.errors import BadLocation, InUse
 from glance_store_ng.heartbeat import HEARTBEAT
 from glance_store_ng.overlapping import ADDING, OtherAdd, StatedMark
-from glance_store_ng.store import IMAGE_ID_PATTERN, Orphan
+from glance_store_ng.store import IMAGE_ID_PATTERN, Orphan, is_image_id
 
 from .account import Account
 from .large_objects import (
@@ -126,9 +127,16 @@ class AddMark(StatedMark):
                         "%s", self.account.label, self.path, exc)  # fmt: skip
 
 
-def segment_containers(account: Account, container: str, spread: bool) -> list[str]:
+def segment_containers(
+    account: Account, container: str, spread: bool, own: bool = False
+) -> list[str]:
     """The segment containers of a store: ``<container>_segments``, and with images
-    spread over ``<container>_<id prefix>`` containers, each one's as well."""
+    spread over ``<container>_<id prefix>`` containers, each one's as well; with ``own``
+    (multi-tenant: each image in a container of its own, which holds its segments and
+    marks too), every ``<container>_<id>``."""
+    if own:
+        found = list_entries(account, "", f"{container}_")
+        return [e["name"] for e in found if is_image_id(e["name"].removeprefix(container + "_"))]
     if not spread:
         return [segment_container(container)]
     found = []
@@ -174,7 +182,7 @@ def find_orphan_uploads(
                 size = max(size, completed)
         else:
             if image not in referenced:
-                referenced[image] = _referenced_uploads(account, container, image, label)
+                referenced[image] = _referenced_uploads(account, container, image, label, segments)
             if prefix in referenced[image]:
                 continue
         found.append(Orphan(f"{segments}/{prefix}", size, age))
@@ -207,7 +215,7 @@ def remove_orphan_upload(account: Account, segments: str, orphan: Orphan, label:
                         "s ago); left alone")  # fmt: skip
         if _image_of_add(account, image, match["token"]) is not None:
             delete_object(account, image, label)  # an SLO's segments with it
-    elif prefix in _referenced_uploads(account, container, match["image"], label):
+    elif prefix in _referenced_uploads(account, container, match["image"], label, segments):
         raise InUse(f"{label}: {name} holds the segments of {image}")
     for object_name in sorted(objects, key=lambda n: n == mark):  # the mark last
         path = f"{segments}/{object_name}"
@@ -232,16 +240,17 @@ def _image_of_add(account: Account, path: str, token: str) -> int | None:
     return int(head.headers.get("Content-Length", 0))
 
 
-def _referenced_uploads(account: Account, container: str, image: str, label: str) -> set[str]:
-    """The upload prefixes the SLO manifest of ``container/image`` lists (none if there is
-    no such object, or it is not an SLO)."""
+def _referenced_uploads(
+    account: Account, container: str, image: str, label: str, segments: str
+) -> set[str]:
+    """The upload prefixes in ``segments`` the SLO manifest of ``container/image`` lists
+    (none if there is no such object, or it is not an SLO)."""
     path = f"{container}/{image}"
     what = f"reading the manifest of {path}"
     head = account.request("HEAD", path, what=what, allow=(404,))
     if head.status_code == 404 or head.headers.get("X-Static-Large-Object", "").lower() != "true":
         return set()
     manifest = account.request("GET", path, what=what, query="multipart-manifest=get&format=raw")
-    segments = segment_container(container)
     prefixes = set()
     for item in json.loads(manifest.content or b"[]"):
         owner, _, name = item.get("path", "").lstrip("/").partition("/")

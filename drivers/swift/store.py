@@ -453,7 +453,7 @@ class SwiftStore(Store):
         if head.status_code != 404:
             raise AlreadyExists(f"{self.label}: image {image_id} already exists at {location}")
         token = secrets.token_hex(8)
-        segments = segment_container(container)
+        segments = self._segments_of(container)
         self._prepare_segment_container(account, segments)
         mark = AddMark(account, segments, image_id, token)
         if self._streams(ingest):
@@ -465,8 +465,6 @@ class SwiftStore(Store):
             loss = self._settle(account, path, mark)
             if loss is None:
                 mark.remove()  # the add is done: an ordinary image from here on
-                if self.multi_tenant and upload is None:
-                    self._remove_empty(account, segments)
                 return location
         except BaseException:
             self._remove_if_ours(account, path, token)  # complete, but its mark could not go
@@ -510,6 +508,7 @@ class SwiftStore(Store):
             label=self.label,
             token=token,
             on_publish=mark.publish,
+            segments=self._segments_of(container),
         )
         segment_size = self.segment_size
         declared = ingest.declared_size
@@ -538,21 +537,24 @@ class SwiftStore(Store):
         token = settle(mark.others, lambda: mark.say(PUBLISHED), owner, f"{self.label}: {path}")
         return outcome(token, mark.token, self.label, mark.image_id, path)
 
+    def _segments_of(self, container: str) -> str:
+        """The container of the segments and marks of the adds into ``container``: its
+        ``_segments`` twin; in multi-tenant mode the image's own container (so that
+        deleting the image leaves it empty, for glance_store's delete too)."""
+        return container if self.multi_tenant else segment_container(container)
+
     def _prepare_segment_container(self, account: Account, segments: str) -> None:
-        """The segment container holds the add's mark (and its segments): made once (per
-        image in multi-tenant mode)."""
+        """The segment container holds the add's mark (and its segments): made once."""
         key = (account.storage_url, segments)
-        if key not in self._ready_containers:
+        if not self.multi_tenant and key not in self._ready_containers:
             what = f"creating segment container {segments}"
-            account.request("PUT", segments, what=what, retry=True, headers=self._admin_acls())
-            if not self.multi_tenant:
-                self._ready_containers.add(key)
+            account.request("PUT", segments, what=what, retry=True)
+            self._ready_containers.add(key)
 
     def _remove_empty(self, account: Account, container: str) -> None:
-        """Multi-tenant: remove one of an image's containers if empty: on delete, and the
-        segment container once an add that went up in one PUT is done (glance_store's delete
-        removes the image's container only). Another project's user (an admin tenant) may
-        not remove containers: they stay, empty. Log, never raise."""
+        """Multi-tenant: remove an image's container once the image is deleted, if empty
+        (as glance_store does). Another project's user (an admin tenant) may not remove
+        containers: it stays, empty. Log, never raise."""
         try:
             resp = account.request(
                 "DELETE", container, what=f"removing container {container}", allow=(403, 404, 409)
@@ -641,7 +643,7 @@ class SwiftStore(Store):
         with using_context(context) if context is not None else contextlib.nullcontext():
             where = self._parse_location(parsed)
             account, container = self._reached(where), where[1].container
-            for each in (container, segment_container(container)):
+            for each in {container, self._segments_of(container)}:
                 account.request(
                     "POST", each, what=f"setting the ACLs of {each}", headers=headers, retry=True
                 )
@@ -651,10 +653,11 @@ class SwiftStore(Store):
     def find_orphans(self, older_than: float = 3600.0) -> list[Orphan]:
         """Segments of SLO uploads that never got their manifest (the process died mid-add),
         one Orphan per upload: ``<container>_segments/<image id>/<token>/``. In multi-tenant
-        mode, those of the current context's account (``using_context``)."""
+        mode, those in the current context's account (``using_context``), in the images'
+        own containers: ``<container>_<id>/<id>/<token>/``."""
         account = self._writer()
-        spread = self.multi_tenant or bool(self.conf["swift_store_multiple_containers_seed"])
-        containers = segment_containers(account, self.container, spread)
+        spread = bool(self.conf["swift_store_multiple_containers_seed"])
+        containers = segment_containers(account, self.container, spread, self.multi_tenant)
         return [
             orphan
             for segments in containers
@@ -663,10 +666,12 @@ class SwiftStore(Store):
 
     def remove_orphan(self, orphan: Orphan) -> None:
         segments = orphan.name.split("/", 1)[0]
-        spread = self.multi_tenant or bool(self.conf["swift_store_multiple_containers_seed"])
+        spread = bool(self.conf["swift_store_multiple_containers_seed"])
         ours = segments == f"{self.container}_segments" or (
             spread and segments.startswith(f"{self.container}_") and segments.endswith("_segments")
         )
+        if self.multi_tenant:
+            ours = is_image_id(segments.removeprefix(f"{self.container}_"))
         if not ours:
             raise BadLocation(
                 f"{self.label}: {orphan.name} is not in a segment container of {self.container}"
@@ -695,9 +700,8 @@ class SwiftStore(Store):
     def _delete(self, location: tuple[Account | None, SwiftLocation]) -> None:
         account, parsed = self._reached(location), location[1]
         delete_object(account, parsed.path, self.label)
-        if self.multi_tenant:  # the image's own containers go with it, as glance_store's
-            for container in (segment_container(parsed.container), parsed.container):
-                self._remove_empty(account, container)
+        if self.multi_tenant:  # the image's own container goes with it, as glance_store's
+            self._remove_empty(account, parsed.container)
 
 
 class _BodyFailed(BaseException):

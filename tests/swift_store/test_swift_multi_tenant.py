@@ -22,11 +22,12 @@ from swift_testing import (
 )
 
 from glance_store_ng import RequestContext, errors, open_store
+from glance_store_ng.context import using_context
 from glance_store_ng.testing.conformance import new_id, random_bytes
 
 #: Every fernet token starts so (base64 of its version byte, 0x80, and a timestamp).
 FERNET_TOKEN_START = "gAAAAA"
-#: Over 1 MiB, images are SLOs of 1 MiB segments (in <container>_<id>_segments).
+#: Over 1 MiB, images are SLOs of 1 MiB segments (in the image's own container).
 SMALL_SEGMENTS = {"swift_store_large_object_size": 1, "swift_store_large_object_chunk_size": 1}
 
 
@@ -66,7 +67,8 @@ def test_the_image_is_in_the_users_account_in_a_container_of_its_own(
     keystone_env, container, form
 ) -> None:
     """The catalog in either form (v2 is what Glance passes); the location is glance_store's
-    multi-tenant form; delete removes the image's containers too."""
+    multi-tenant form; the SLO's segments are in the image's container, and delete
+    removes that container too."""
     context = user_context(keystone_env, "DEMO1", form)
     data = random_bytes(3 * 1024 * 1024 + 5, seed=1)  # an SLO of 4 segments
     image_id = new_id()
@@ -78,10 +80,7 @@ def test_the_image_is_in_the_users_account_in_a_container_of_its_own(
         assert result.location == (
             f"swift+http://{storage_url.removeprefix('http://')}/{container}_{image_id}/{image_id}"
         )
-        assert set(containers_under(admin, container)) == {
-            f"{container}_{image_id}",
-            f"{container}_{image_id}_segments",
-        }
+        assert containers_under(admin, container) == [f"{container}_{image_id}"]
         with store.get(result.location, verify=result, context=context) as reader:
             assert reader.read() == data
         assert store.get_size(result.location, context=context) == len(data)
@@ -191,6 +190,27 @@ def test_a_revoked_token_is_a_clear_error_without_the_token(
     assert FERNET_TOKEN_START not in shown
 
 
+def test_gc_finds_a_dead_adds_segments_in_the_users_account(keystone_env, container, demo1) -> None:
+    """What a killed add leaves (its mark and a segment, in the image's own container) is
+    an orphan of the context's account, and removing it leaves nothing."""
+    image_id, token = new_id(), "0123456789abcdef"
+    admin = keystone_admin(keystone_env, "DEMO1")
+    own = f"{container}_{image_id}"
+    admin.put_container(own)
+    admin.put_object(own, f"{image_id}/{token}/00000001", b"x" * 1000)
+    admin.put_object(own, f"{image_id}/{token}/adding", b"")
+    with open_store("swift", multi_tenant_options(keystone_env, container)) as store:
+        with pytest.raises(errors.InvalidArgument, match="context"):
+            store.find_orphans(older_than=0)
+        with using_context(demo1):
+            orphans = store.find_orphans(older_than=0)
+            assert [o.name for o in orphans] == [f"{own}/{image_id}/{token}/"]
+            store.remove_orphan(orphans[0])
+            assert store.find_orphans(older_than=0) == []
+    assert admin.get_container(own)[1] == []
+    admin.close()
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -241,8 +261,12 @@ def glance_store_multi_tenant(keystone_env, container: str):
     return store, conf
 
 
-def test_glance_store_and_ours_read_and_delete_each_others_images(keystone_env, container) -> None:
-    """Both with demo1's context (glance_store takes the v2 catalog, as Glance gives it)."""
+@pytest.mark.parametrize("size", [300_000, 2 * 1024 * 1024 + 1], ids=["one PUT", "SLO"])
+def test_glance_store_and_ours_read_and_delete_each_others_images(
+    keystone_env, container, size
+) -> None:
+    """Both with demo1's context (glance_store takes the v2 catalog, as Glance gives it);
+    glance_store's delete of our image (an SLO's segments too) leaves no container."""
     from glance_store import location as gs_location
     from glance_store._drivers.swift import store as gs_swift
 
@@ -258,9 +282,10 @@ def test_glance_store_and_ours_read_and_delete_each_others_images(keystone_env, 
     def their_location(uri: str):
         return gs_location.Location("swift", gs_swift.StoreLocation, conf, uri=uri)
 
-    data = random_bytes(300_000, seed=5)
+    data = random_bytes(size, seed=5)
     admin = keystone_admin(keystone_env, "DEMO1")
-    with open_store("swift", multi_tenant_options(keystone_env, container)) as ours:
+    options = multi_tenant_options(keystone_env, container, **SMALL_SEGMENTS)
+    with open_store("swift", options) as ours:
         uri, size, _, _, _ = theirs.add(
             new_id(), io.BytesIO(data), len(data), "sha512", context=theirs_context
         )

@@ -189,7 +189,7 @@ class SwiftStore(Store):
         self._accounts_lock = threading.Lock()
         self._user_pools: dict[str, queue.LifoQueue[Any]] = {}
         self.account = None if credentials is None else self._account_for(credentials)
-        self._ready_containers: set[tuple[str, str]] = set()
+        self._ready_containers: set[str] = set()  # made already (single-tenant: one account)
         self._max_manifest_segments: int | None = None
 
     def _check_credentials(self, credentials: Credentials) -> None:
@@ -411,8 +411,7 @@ class SwiftStore(Store):
         readable and writable by ``swift_store_admin_tenants``)."""
         if not (self.multi_tenant or self.conf["swift_store_create_container_on_put"]):
             return
-        key = (account.storage_url, container)
-        if key in self._ready_containers:
+        if container in self._ready_containers:
             return
         account.request(
             "PUT",
@@ -422,7 +421,7 @@ class SwiftStore(Store):
             headers=self._admin_acls(),
         )
         if not self.multi_tenant:  # its containers are made once per image
-            self._ready_containers.add(key)
+            self._ready_containers.add(container)
 
     def _admin_acls(self) -> dict[str, str]:
         """Multi-tenant: the ACL headers that let ``swift_store_admin_tenants`` read and
@@ -545,11 +544,10 @@ class SwiftStore(Store):
 
     def _prepare_segment_container(self, account: Account, segments: str) -> None:
         """The segment container holds the add's mark (and its segments): made once."""
-        key = (account.storage_url, segments)
-        if not self.multi_tenant and key not in self._ready_containers:
+        if not self.multi_tenant and segments not in self._ready_containers:
             what = f"creating segment container {segments}"
             account.request("PUT", segments, what=what, retry=True)
-            self._ready_containers.add(key)
+            self._ready_containers.add(segments)
 
     def _remove_empty(self, account: Account, container: str) -> None:
         """Multi-tenant: remove an image's container once the image is deleted, if empty

@@ -19,10 +19,13 @@ runs as shipped (see glance_store_ng.bench.reference). Bare swiftclient is one
 the Swift all-in-one behind it, the same servers but authtoken and keystoneauth
 in the proxy): single-tenant as the glance user, and multi-tenant with a demo
 user's request context (its token taken before the timed call, as an image API
-holds it). Each of their processes first adds and deletes a 1-byte image, so the
-token is asked for and validated by Swift before the timed operation, as in an image
-service that runs; the "first" column shows what that cost. Their rows compare with
-our tempauth row and count the tokens the timed operation asked Keystone for.
+holds it), and bare swiftclient through Keystone as the glance user: the Keystone
+Swift runs other proxy middleware, so "x swiftclient" of each mode (ours against
+the bare client on the same Swift) is the comparison that isolates our cost. Each
+of their processes first adds and deletes a 1-byte image (swiftclient: a HEAD), so
+the token is asked for and validated by Swift before the timed operation, as in an
+image service that runs; the "first" column shows what that cost. Their rows count
+the tokens the timed operation asked Keystone for.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ from glance_store_ng.units import MiB
 
 HERE = Path(__file__).resolve().parent
 IMPLEMENTATIONS = ("glance_store_ng", "glance_store", "swiftclient")
-#: Our driver through Keystone v3 (--keystone).
-KEYSTONE_IMPLEMENTATIONS = ("ng keystone v3", "ng multi-tenant")
+#: Through Keystone v3 (--keystone): ours, both modes, and bare swiftclient as their baseline.
+KEYSTONE_IMPLEMENTATIONS = ("ng keystone v3", "ng multi-tenant", "swiftclient v3")
 
 
 def _env(keystone: bool = False) -> dict[str, str]:
@@ -140,7 +143,7 @@ def child(spec: dict) -> dict:
     result: dict = {}
     close = None  # the store's, after the timed run
     tokens = None
-    if impl in ("glance_store_ng", "glance_store", *KEYSTONE_IMPLEMENTATIONS):  # used alike
+    if impl in ("glance_store_ng", "glance_store", "ng keystone v3", "ng multi-tenant"):
         from glance_store_ng import open_store
         from glance_store_ng.bench.reference import open_reference
 
@@ -179,7 +182,8 @@ def child(spec: dict) -> dict:
                 store.delete(spec["location"])
 
     else:
-        conn = _swiftclient(env)
+        keystone = impl == "swiftclient v3"
+        conn = _keystone_swiftclient(env, "GLANCE") if keystone else _swiftclient(env)
         if op == "add":
 
             def run():
@@ -203,9 +207,12 @@ def child(spec: dict) -> dict:
 
     if impl in KEYSTONE_IMPLEMENTATIONS:  # a running image service has its token already
         started = time.perf_counter()
-        store.delete(store.add(str(uuid.uuid4()), b"x", 1).location)
+        if impl == "swiftclient v3":
+            conn.head_account()
+        else:
+            store.delete(store.add(str(uuid.uuid4()), b"x", 1).location)
+            del tokens[:]
         result["warmup_seconds"] = time.perf_counter() - started
-        del tokens[:]
     before_rss = _rss_kib()
     servers0 = _servers_cpu_seconds(env, impl)
     cpu0 = sum(os.times()[:2])
@@ -258,12 +265,14 @@ def _servers_cpu_seconds(env: dict[str, str], impl: str) -> float:
 
 def _run(spec: dict) -> dict:
     """One operation in a fresh process; its figures (the servers' CPU seconds during it too)."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)],
-        check=True,
+    out = subprocess.run(  # the spec on stdin: it holds the servers' credentials
+        [sys.executable, __file__, "--child"],
+        input=json.dumps(spec),
         capture_output=True,
         text=True,
     )
+    if out.returncode:
+        raise SystemExit(f"{spec['impl']} {spec['op']} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -283,10 +292,10 @@ def main() -> None:
     parser.add_argument(
         "--keystone", action="store_true", help="also our driver through Keystone v3 (both modes)"
     )
-    parser.add_argument("--child")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+    if args.child:  # one operation, its spec on stdin
+        print(json.dumps(child(json.load(sys.stdin))))
         return
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -331,17 +340,21 @@ def main() -> None:
                 )
         if args.keystone:
             print(f"\n{'operation':<10}{'implementation':<18}{'MB/s':>8}{'server CPU s':>14}"
-                  f"{'x ng tempauth':>15}{'tokens':>8}{'first s':>9}")  # fmt: skip
+                  f"{'x swiftclient':>15}{'x ng tempauth':>15}"
+                  f"{'tokens':>8}{'first s':>9}")  # fmt: skip
             for op in ("add", "get"):
-                for impl in ("glance_store_ng", *KEYSTONE_IMPLEMENTATIONS):
+                for impl in ("glance_store_ng", "swiftclient", *KEYSTONE_IMPLEMENTATIONS):
                     m = best[impl, op]
-                    ratio = best["glance_store_ng", op]["seconds"] / m["seconds"]
-                    tokens = "-" if m["tokens"] is None else str(m["tokens"])
+                    bare = "swiftclient v3" if impl in KEYSTONE_IMPLEMENTATIONS else "swiftclient"
+                    to_bare = best[bare, op]["seconds"] / m["seconds"]
+                    to_ours = best["glance_store_ng", op]["seconds"] / m["seconds"]
+                    tokens = "-" if m.get("tokens") is None else str(m["tokens"])
                     first = m.get("warmup_seconds")
                     first_shown = "-" if first is None else f"{first:.2f}"
                     speed = size / m["seconds"] / 1e6
                     print(f"{op:<10}{impl:<18}{speed:>8.0f}{m['server_cpu']:>14.2f}"
-                          f"{ratio:>15.2f}{tokens:>8}{first_shown:>9}")  # fmt: skip
+                          f"{to_bare:>15.2f}{to_ours:>15.2f}"
+                          f"{tokens:>8}{first_shown:>9}")  # fmt: skip
         if args.rss_size:
             big = os.path.join(args.dir, f"{container}-rss.img")
             make_image(big, parse(args.rss_size))
@@ -370,24 +383,29 @@ def main() -> None:
                 pass
 
 
+def _keystone_swiftclient(env, who: str):
+    """A swiftclient connection through Keystone v3 as ``who`` (GLANCE, DEMO1)."""
+    import swiftclient
+
+    return swiftclient.Connection(
+        env["GSN_KEYSTONE_AUTH_URL"],
+        env[f"GSN_KEYSTONE_{who}_USER"],
+        env[f"GSN_KEYSTONE_{who}_PASSWORD"],
+        auth_version="3",
+        os_options={
+            "project_name": env[f"GSN_KEYSTONE_{who}_PROJECT"],
+            "user_domain_name": env[f"GSN_KEYSTONE_{who}_USER_DOMAIN"],
+            "project_domain_name": env[f"GSN_KEYSTONE_{who}_PROJECT_DOMAIN"],
+            "region_name": env["GSN_KEYSTONE_REGION"],
+        },
+    )
+
+
 def _remove_keystone_containers(env, container) -> None:
     """What the Keystone rows left (nothing unless a run failed): the glance user's
     containers and demo1's per-image ones."""
-    import swiftclient
-
     for who in ("GLANCE", "DEMO1"):
-        conn = swiftclient.Connection(
-            env["GSN_KEYSTONE_AUTH_URL"],
-            env[f"GSN_KEYSTONE_{who}_USER"],
-            env[f"GSN_KEYSTONE_{who}_PASSWORD"],
-            auth_version="3",
-            os_options={
-                "project_name": env[f"GSN_KEYSTONE_{who}_PROJECT"],
-                "user_domain_name": env[f"GSN_KEYSTONE_{who}_USER_DOMAIN"],
-                "project_domain_name": env[f"GSN_KEYSTONE_{who}_PROJECT_DOMAIN"],
-                "region_name": env["GSN_KEYSTONE_REGION"],
-            },
-        )
+        conn = _keystone_swiftclient(env, who)
         for listed in conn.get_account(prefix=container, full_listing=True)[1]:
             try:
                 for obj in conn.get_container(listed["name"], full_listing=True)[1]:

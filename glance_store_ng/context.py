@@ -14,6 +14,7 @@ is a bearer credential.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from typing import Any
 from .errors import InvalidArgument
 
 __all__ = ["RequestContext", "current_context", "using_context"]
+
+#: A token as it goes into an X-Auth-Token header.
+_TOKEN = re.compile(r"[!-~]{1,16384}")
 
 
 @dataclass(frozen=True)
@@ -35,15 +39,16 @@ class RequestContext:
     """
 
     auth_token: str = field(repr=False)
-    project_id: str
+    project_id: str | None = None
     user_id: str | None = None
     service_catalog: Sequence[Mapping[str, Any]] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
-        if not self.auth_token or not isinstance(self.auth_token, str):
-            raise InvalidArgument("RequestContext needs the user's token (auth_token)")
-        if not self.project_id or not isinstance(self.project_id, str):
-            raise InvalidArgument("RequestContext needs the token's project id (project_id)")
+        if not isinstance(self.auth_token, str) or not _TOKEN.fullmatch(self.auth_token):
+            raise InvalidArgument(
+                "RequestContext needs the user's token (auth_token): printable ASCII, without "
+                "spaces or line ends"
+            )
 
     @classmethod
     def of(cls, context: Any) -> RequestContext:
@@ -56,7 +61,7 @@ class RequestContext:
         user = getattr(context, "user_id", None) or getattr(context, "user", None)
         return cls(
             auth_token=getattr(context, "auth_token", None) or "",
-            project_id=project or "",
+            project_id=project if isinstance(project, str) else None,
             user_id=user if isinstance(user, str) else None,
             service_catalog=tuple(getattr(context, "service_catalog", None) or ()),
         )
@@ -93,10 +98,12 @@ def current_context() -> RequestContext | None:
 
 @contextlib.contextmanager
 def using_context(context: Any) -> Iterator[None]:
-    """Make ``context`` (a RequestContext, or anything :meth:`RequestContext.of` takes;
-    None: no context) the current one inside the block."""
-    value = None if context is None else RequestContext.of(context)
-    reset = _CURRENT.set(value)
+    """Make ``context`` (a RequestContext, or anything :meth:`RequestContext.of` takes)
+    the current one inside the block; None keeps the current one (an outer block's)."""
+    if context is None:
+        yield
+        return
+    reset = _CURRENT.set(RequestContext.of(context))
     try:
         yield
     finally:

@@ -42,7 +42,6 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -290,7 +289,7 @@ class Store(abc.ABC):
             label=f"{self.label}: image {image_id}",
             md5=checksum or self.MD5_FOR_TRANSFERS,
         )
-        with _as(context):
+        with using_context(context):
             location = self._add(image_id, ingest)
         if not ingest.finished:
             raise RuntimeError(
@@ -349,7 +348,7 @@ class Store(abc.ABC):
                 "without offset and length, or without verify"
             )
         parsed = parse_location(location)
-        with _as(context):
+        with using_context(context):
             reader = self._get(self._parse_location(parsed), offset, length)
         reader.what = f"{self.label}: {parsed.masked}"
         return reader if expected is None else verified(reader, expected, reader.what)
@@ -357,14 +356,14 @@ class Store(abc.ABC):
     def get_size(self, location: str | Location, context: Any = None) -> int:
         """The size in bytes of the image at ``location``; NotFound if there is none.
         ``context``: as for :meth:`add`."""
-        with _as(context):
+        with using_context(context):
             return self._get_size(self._parse_location(parse_location(location)))
 
     def delete(self, location: str | Location, context: Any = None) -> None:
         """Remove the image at ``location``; NotFound if there is none, InUse if it is in use.
         ``context``: as for :meth:`add`."""
         parsed = parse_location(location)
-        with _as(context):
+        with using_context(context):
             self._delete(self._parse_location(parsed))
         LOG.info("%s: deleted %s", self.label, parsed.masked)
 
@@ -377,11 +376,6 @@ class Store(abc.ABC):
     def __repr__(self) -> str:
         shown = mask_options(self.all_options(), self.conf)
         return f"{type(self).__name__}(backend={self.backend!r}, options={shown!r})"
-
-
-def _as(context: Any) -> AbstractContextManager[None]:
-    """The caller's context made current for a driver call; an outer one kept if None."""
-    return nullcontext() if context is None else using_context(context)
 
 
 def clamp_range(size: int, offset: int, length: int | None, label: str) -> int:

@@ -2,11 +2,13 @@
 
 An :class:`Account` is one set of credentials (the store's own options, a
 reference of ``swift_store_config_file``, or the ``user:key`` of a legacy
-location); a :class:`UserAccount` is the requesting user's, in multi-tenant
-mode (their token, never renewed). It authenticates once, shares the token among all threads, and
+location). It authenticates once, shares the token among all threads, and
 re-authenticates once when the server answers 401 (with Keystone v3, also
 before the token expires: keystone.py). Its HTTP connections
 (python-swiftclient's, each a keep-alive requests session) are pooled.
+A :class:`UserAccount` is the requesting user's, in multi-tenant mode: their
+token, never renewed (a 401 is PermissionDenied), its connections in the
+store's :class:`ConnectionPools`.
 
 The auth requests are made here rather than through swiftclient's
 ``get_auth``: swiftclient's debug log shows the first characters of
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Container
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -48,7 +51,14 @@ from glance_store_ng.retry import RetryPolicy
 
 from .keystone import KeystoneAuth
 
-__all__ = ["Account", "Credentials", "HTTPError", "UserAccount", "swift_errors"]
+__all__ = [
+    "Account",
+    "ConnectionPools",
+    "Credentials",
+    "HTTPError",
+    "UserAccount",
+    "swift_errors",
+]
 
 
 class HTTPError(Exception):
@@ -120,6 +130,8 @@ def _translate(
         return error_for_status(exc.status, f"{reason}: {exc.detail}", hints)
     if isinstance(exc, _CONNECTION_ERRORS):
         return BackendUnavailable(f"{reason}: Swift did not answer ({type(exc).__name__})")
+    if isinstance(exc, requests.exceptions.RequestException):  # its message may hold a header
+        return StoreError(f"{reason}: the request could not be sent ({type(exc).__name__})")
     return None
 
 
@@ -205,19 +217,31 @@ class Account:
         policy: RetryPolicy,
     ) -> None:
         self.credentials = credentials
-        self.settings = settings
-        self.label = label
-        self.policy = policy
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._storage_url: str | None = None
-        self._pool: queue.LifoQueue[HTTPConnection] = queue.LifoQueue()
+        self._connect(settings, label, policy, queue.LifoQueue())
         version = credentials.auth_version
         if version not in ("1", "1.0", "3", "3.0"):
             raise ConfigError(f"{label}: swift auth version {version!r} is not supported")
         self._keystone = (
             KeystoneAuth(credentials, settings, label) if version.startswith("3") else None
         )
+
+    def _connect(
+        self,
+        settings: ConnectionSettings,
+        label: str,
+        policy: RetryPolicy,
+        pool: queue.LifoQueue[HTTPConnection],
+        storage_url: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        """What every account has: how to reach Swift, its token, its connections."""
+        self.settings = settings
+        self.label = label
+        self.policy = policy
+        self._lock = threading.Lock()
+        self._token = token
+        self._storage_url = storage_url
+        self._pool = pool
 
     def __repr__(self) -> str:
         c = self.credentials
@@ -300,7 +324,10 @@ class Account:
         return conn
 
     def _release(self, conn: HTTPConnection) -> None:
-        self._pool.put(conn)
+        try:
+            self._pool.put_nowait(conn)
+        except queue.Full:  # a bounded pool (ConnectionPools') keeps enough already
+            conn.close()
 
     def request(
         self,
@@ -381,11 +408,43 @@ class Account:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        while True:
-            try:
-                self._pool.get_nowait().close()
-            except queue.Empty:
-                return
+        _close_all(self._pool)
+
+
+class ConnectionPools:
+    """Idle connections per storage URL, for the requesting users' accounts (multi-tenant):
+    at most ``per_url`` each, for the ``urls`` URLs used last (older ones closed)."""
+
+    def __init__(self, urls: int = 64, per_url: int = 8) -> None:
+        self._pools: OrderedDict[str, queue.LifoQueue[HTTPConnection]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._urls = urls
+        self._per_url = per_url
+
+    def pool(self, url: str) -> queue.LifoQueue[HTTPConnection]:
+        with self._lock:
+            pool = self._pools.pop(url, None) or queue.LifoQueue(self._per_url)
+            self._pools[url] = pool  # the newest last
+            evicted = []
+            while len(self._pools) > self._urls:
+                evicted.append(self._pools.popitem(last=False)[1])
+        for old in evicted:
+            _close_all(old)
+        return pool
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            _close_all(pool)
+
+
+def _close_all(pool: queue.LifoQueue[HTTPConnection]) -> None:
+    while True:
+        try:
+            pool.get_nowait().close()
+        except queue.Empty:
+            return
 
 
 class UserAccount(Account):
@@ -407,13 +466,7 @@ class UserAccount(Account):
         pool: queue.LifoQueue[HTTPConnection],
     ) -> None:
         self.credentials = None  # type: ignore[assignment]
-        self.settings = settings
-        self.label = label
-        self.policy = policy
-        self._lock = threading.Lock()
-        self._token = token
-        self._storage_url = storage_url.rstrip("/")
-        self._pool = pool
+        self._connect(settings, label, policy, pool, storage_url.rstrip("/"), token)
         self._keystone = None
 
     def __repr__(self) -> str:

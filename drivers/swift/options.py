@@ -42,13 +42,15 @@ OPTIONS = (
         "bool",
         default=False,
         help="Keep each image in the requesting user's account, in a container of its own "
-        "(<container>_<id>), with the user's token: every call needs context=.",
+        "(<container>_<id>, always created), with the user's token: every call needs the "
+        "user's context (context=, or using_context for gc).",
     ),
     Option(
         "swift_store_admin_tenants",
         "list",
         default=[],
-        help="Multi-tenant: ids of the projects given read and write access to every image.",
+        help="Multi-tenant: ids of the projects given read and write access to the images "
+        "added (and shared with set_acls) while it is set.",
     ),
     Option(
         "swift_store_multiple_containers_seed",
@@ -102,7 +104,10 @@ OPTIONS = (
         help="Do not verify the servers' TLS certificates.",
     ),
     Option("swift_store_endpoint", help="Storage URL to use instead of the one auth returns."),
-    Option("swift_store_region", help="Region of the object-store endpoint (v3)."),
+    Option(
+        "swift_store_region",
+        help="Region of the object-store endpoint (v3 catalog, or the request's in multi-tenant).",
+    ),
     Option("swift_store_endpoint_type", default="publicURL", help="Catalog interface (v3)."),
     Option("swift_store_service_type", default="object-store", help="Catalog type (v3)."),
     Option(

@@ -42,7 +42,6 @@ from __future__ import annotations
 import configparser
 import contextlib
 import logging
-import queue
 import re
 import secrets
 import threading
@@ -68,7 +67,7 @@ from glance_store_ng.retry import RetryPolicy
 from glance_store_ng.store import Capabilities, Orphan, Store, is_image_id
 from glance_store_ng.units import MiB
 
-from .account import Account, ConnectionSettings, Credentials, UserAccount
+from .account import Account, ConnectionPools, ConnectionSettings, Credentials, UserAccount
 from .large_objects import (
     ADD_TOKEN_HEADER,
     DEFAULT_MAX_MANIFEST_SEGMENTS,
@@ -87,6 +86,8 @@ __all__ = ["SwiftStore"]
 
 LOG = logging.getLogger("glance_store_ng.swift")
 _CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,200}")
+#: A Swift account in a storage URL (``AUTH_<project id>``): no dots, slashes or escapes.
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 #: Swift's requests that may pass when sent again (5xx, timeouts, dropped connections).
 RETRY_POLICY = RetryPolicy(attempts=3, base=0.2, cap=2.0)
 
@@ -134,6 +135,11 @@ class SwiftStore(Store):
                     f"{self.label}: swift_store_multi_tenant stores act with the requesting "
                     f"user's token and take no credentials of their own: remove {', '.join(given)}"
                 )
+            if c["swift_store_multiple_containers_seed"]:
+                raise ConfigError(
+                    f"{self.label}: swift_store_multiple_containers_seed spreads a single-tenant "
+                    "store's images; multi-tenant, each has a container of its own: remove it"
+                )
         elif c["swift_store_config_file"]:
             if inline:
                 raise ConfigError(
@@ -171,7 +177,8 @@ class SwiftStore(Store):
         if self.settings.endpoint and has_userinfo(self.settings.endpoint):
             raise ConfigError(
                 f"{self.label}: swift_store_endpoint {mask_url(self.settings.endpoint)!r} holds "
-                "credentials; remove them (the store authenticates with its user and key)"
+                "credentials; remove them (the store authenticates with its user and key, or "
+                "multi-tenant with the requesting user's token)"
             )
         for each in self.references.values() or ([credentials] if credentials else []):
             self._check_credentials(each)
@@ -187,7 +194,7 @@ class SwiftStore(Store):
         self.single_put_limit = min(self.large_object_size, self.segment_size)
         self._accounts: dict[tuple[str | None, ...], Account] = {}
         self._accounts_lock = threading.Lock()
-        self._user_pools: dict[str, queue.LifoQueue[Any]] = {}
+        self._user_pools = ConnectionPools()  # multi-tenant: per user storage URL
         self.account = None if credentials is None else self._account_for(credentials)
         self._ready_containers: set[str] = set()  # made already (single-tenant: one account)
         self._max_manifest_segments: int | None = None
@@ -259,10 +266,12 @@ class SwiftStore(Store):
         None in multi-tenant mode."""
         return None if self.account is None else self.account.credentials
 
-    def _user_account(self, address: str | None = None, scheme: str = "") -> Account:
+    def _user_account(self, address: str | None = None) -> Account:
         """Multi-tenant: the requesting user's account, from the call's context: at their
         storage URL (from their catalog, or ``swift_store_endpoint``), or at ``address``
-        (a location's storage URL, without scheme) when it is on that same Swift."""
+        (a location's storage URL, without scheme) when it is another account of that
+        same Swift. The scheme, host, port and path come from the catalog; a location
+        gives only its account's name: the token goes to no other server or path."""
         context = current_context()
         if context is None:
             raise InvalidArgument(
@@ -280,16 +289,16 @@ class SwiftStore(Store):
             )
         url = endpoint.rstrip("/")
         if address is not None:
-            swift = strip_scheme(url).rsplit("/", 1)[0]  # host:port/v1, without the account
-            if address.rsplit("/", 1)[0] != swift:
+            swift = url.rsplit("/", 1)[0]  # scheme://host:port/v1, without the account
+            account = address.removeprefix(strip_scheme(swift) + "/")
+            if account == address or not _ACCOUNT_NAME.fullmatch(account):
                 raise BadLocation(
-                    f"{self.label}: swift+http(s)://{address}/... is not on the Swift of the "
-                    f"request's catalog ({swift}): the user's token is sent to no other server"
+                    f"{self.label}: {address}/... is not an account of the Swift of the "
+                    f"request's catalog ({strip_scheme(swift)}/<account>): the user's token "
+                    "is sent to no other server or path"
                 )
-            web = "http" if scheme == "swift+http" else "https"
-            url = f"{web}://{address}"
-        with self._accounts_lock:
-            pool = self._user_pools.setdefault(url, queue.LifoQueue())
+            url = f"{swift}/{account}"
+        pool = self._user_pools.pool(url)
         return UserAccount(url, context.auth_token, s, self.label, RETRY_POLICY, pool)
 
     def _writer(self) -> Account:
@@ -303,9 +312,7 @@ class SwiftStore(Store):
     def close(self) -> None:
         for account in self._accounts.values():
             account.close()
-        for pool in self._user_pools.values():
-            while not pool.empty():
-                pool.get_nowait().close()
+        self._user_pools.close()
 
     # -- locations -------------------------------------------------------------------------
 
@@ -401,7 +408,7 @@ class SwiftStore(Store):
         """The account holding a parsed location (the user's in multi-tenant mode)."""
         account, parsed = location
         if account is None:
-            return self._user_account(parsed.address, parsed.scheme)
+            return self._user_account(parsed.address)
         return account
 
     # -- add -------------------------------------------------------------------------------
@@ -429,8 +436,7 @@ class SwiftStore(Store):
         admins = self.conf["swift_store_admin_tenants"] if self.multi_tenant else []
         if not admins:
             return {}
-        granted = ",".join(f"{project}:*" for project in admins)
-        return {"X-Container-Read": granted, "X-Container-Write": granted}
+        return {"X-Container-Read": _acl(admins), "X-Container-Write": _acl(admins)}
 
     def _max_segments(self, account: Account) -> int:
         """The server's max_manifest_segments (GET /info), once per store."""
@@ -447,19 +453,19 @@ class SwiftStore(Store):
         container = self.container_for(image_id)
         path = f"{container}/{image_id}"
         location = self._location_of(account, container, image_id)
-        self._prepare_container(account, container)
         head = account.request("HEAD", path, what=f"checking {path}", allow=(404,))
-        if head.status_code != 404:
+        if head.status_code != 404:  # checked first: a container is never changed for naught
             raise AlreadyExists(f"{self.label}: image {image_id} already exists at {location}")
+        self._prepare_container(account, container)
         token = secrets.token_hex(8)
         segments = self._segments_of(container)
         self._prepare_segment_container(account, segments)
         mark = AddMark(account, segments, image_id, token)
-        if self._streams(ingest):
-            mark.publish()  # before any byte, and its one PUT starts with the first one
-        else:
-            mark.put()  # before any byte: gc finds this add if it dies (orphans.py)
         try:
+            if self._streams(ingest):
+                mark.publish()  # before any byte, and its one PUT starts with the first one
+            else:
+                mark.put()  # before any byte: gc finds this add if it dies (orphans.py)
             upload = self._write(account, container, image_id, mark, ingest, token)
             loss = self._settle(account, path, mark)
             if loss is None:
@@ -468,6 +474,7 @@ class SwiftStore(Store):
         except BaseException:
             self._remove_if_ours(account, path, token)  # complete, but its mark could not go
             mark.remove_quietly()
+            self._remove_empty(account, container)
             raise
         # another add's image replaced ours: remove only what is surely ours
         if upload is not None:
@@ -550,9 +557,11 @@ class SwiftStore(Store):
             self._ready_containers.add(segments)
 
     def _remove_empty(self, account: Account, container: str) -> None:
-        """Multi-tenant: remove an image's container once the image is deleted, if empty
-        (as glance_store does). Another project's user (an admin tenant) may not remove
-        containers: it stays, empty. Log, never raise."""
+        """Multi-tenant: remove an image's container if empty, once the image is deleted
+        (as glance_store does) or its add failed. Another project's user (an admin tenant)
+        may not remove containers: it stays, empty. Log, never raise."""
+        if not self.multi_tenant:
+            return
         try:
             resp = account.request(
                 "DELETE", container, what=f"removing container {container}", allow=(403, 404, 409)
@@ -623,7 +632,7 @@ class SwiftStore(Store):
         """Multi-tenant: who may read and write the image at ``location``, as glance_store
         sets it when Glance shares an image: anyone authenticated (``public``) or
         ``read_projects``, plus ``swift_store_admin_tenants``, who may also write, as
-        ``write_projects``. Set on the image's container and its segment container, by
+        ``write_projects``. Set on the image's container (which holds its segments too), by
         the owner (``context``)."""
         if not self.multi_tenant:
             raise InvalidArgument(
@@ -633,18 +642,15 @@ class SwiftStore(Store):
         admins = list(self.conf["swift_store_admin_tenants"])
         readers = ["*"] if public else [*(read_projects or []), *admins]
         writers = [*(write_projects or []), *admins]
-        headers = {
-            "X-Container-Read": ",".join(f"{project}:*" for project in readers),
-            "X-Container-Write": ",".join(f"{project}:*" for project in writers),
-        }
+        headers = {"X-Container-Read": _acl(readers), "X-Container-Write": _acl(writers)}
         parsed = parse_location(location)
-        with using_context(context) if context is not None else contextlib.nullcontext():
+        with using_context(context):
             where = self._parse_location(parsed)
             account, container = self._reached(where), where[1].container
-            for each in {container, self._segments_of(container)}:
-                account.request(
-                    "POST", each, what=f"setting the ACLs of {each}", headers=headers, retry=True
-                )
+            account.request(
+                "POST", container, what=f"setting the ACLs of {container}", headers=headers,
+                retry=True,
+            )  # fmt: skip
 
     # -- orphans ---------------------------------------------------------------------------
 
@@ -665,16 +671,21 @@ class SwiftStore(Store):
     def remove_orphan(self, orphan: Orphan) -> None:
         segments = orphan.name.split("/", 1)[0]
         spread = bool(self.conf["swift_store_multiple_containers_seed"])
-        ours = segments == f"{self.container}_segments" or (
-            spread and segments.startswith(f"{self.container}_") and segments.endswith("_segments")
-        )
-        if self.multi_tenant:
+        if self.multi_tenant:  # in the image's own container
             ours = is_image_id(segments.removeprefix(f"{self.container}_"))
+        else:
+            ours = segments == f"{self.container}_segments" or (
+                spread
+                and segments.startswith(f"{self.container}_")
+                and segments.endswith("_segments")
+            )
         if not ours:
             raise BadLocation(
                 f"{self.label}: {orphan.name} is not in a segment container of {self.container}"
             )
-        remove_orphan_upload(self._writer(), segments, orphan, self.label)
+        account = self._writer()
+        remove_orphan_upload(account, segments, orphan, self.label)
+        self._remove_empty(account, segments)  # multi-tenant: the image's, if it went too
 
     # -- get, get_size, delete -------------------------------------------------------------
 
@@ -698,8 +709,12 @@ class SwiftStore(Store):
     def _delete(self, location: tuple[Account | None, SwiftLocation]) -> None:
         account, parsed = self._reached(location), location[1]
         delete_object(account, parsed.path, self.label)
-        if self.multi_tenant:  # the image's own container goes with it, as glance_store's
-            self._remove_empty(account, parsed.container)
+        self._remove_empty(account, parsed.container)  # multi-tenant: as glance_store
+
+
+def _acl(projects: list[str]) -> str:
+    """A Swift container ACL granting every user of ``projects`` (keystoneauth's form)."""
+    return ",".join(f"{project}:*" for project in projects)
 
 
 class _BodyFailed(BaseException):

@@ -124,7 +124,7 @@ class GlanceAdapter(driver.Store):
                 data,
                 size=image_size or None,
                 hashing_algo=hashing_algo,
-                context=_context(context),
+                context=self._context(context),
             )
         return (
             result.location,
@@ -145,18 +145,18 @@ class GlanceAdapter(driver.Store):
         """
         with glance_errors():
             reader = self._store.get(
-                location.get_store_uri(), offset, chunk_size, context=_context(context)
+                location.get_store_uri(), offset, chunk_size, context=self._context(context)
             )
         return _translated(iter(reader)), reader.size
 
     def get_size(self, location: Any, context: Any = None) -> int:
         with glance_errors():
-            return self._store.get_size(location.get_store_uri(), context=_context(context))
+            return self._store.get_size(location.get_store_uri(), context=self._context(context))
 
     @capabilities.check
     def delete(self, location: Any, context: Any = None) -> None:
         with glance_errors():
-            self._store.delete(location.get_store_uri(), context=_context(context))
+            self._store.delete(location.get_store_uri(), context=self._context(context))
 
     def set_acls(
         self,
@@ -169,7 +169,7 @@ class GlanceAdapter(driver.Store):
         """Share an image (Glance calls it when an image's visibility or members change):
         our store's ``set_acls`` when it keeps images in their owners' accounts (Swift
         multi-tenant); else glance_store's answer, that this driver does not."""
-        if not getattr(self._store, "multi_tenant", False):
+        if not self._acts_as_user:
             raise NotImplementedError
         with glance_errors():
             self._store.set_acls(
@@ -177,16 +177,21 @@ class GlanceAdapter(driver.Store):
                 public=public,
                 read_projects=read_tenants,
                 write_projects=write_tenants,
-                context=_context(context),
+                context=self._context(context),
             )
 
+    @property
+    def _acts_as_user(self) -> bool:
+        """Whether our store makes each call as the requesting user (Swift multi-tenant)."""
+        return bool(getattr(self._store, "multi_tenant", False))
 
-def _context(context: Any) -> RequestContext | None:
-    """Glance's request context as ours; None when Glance gives none, or one without a
-    token (a store that needs it then says so)."""
-    if context is None or not getattr(context, "auth_token", None):
-        return None
-    return RequestContext.of(context)
+    def _context(self, context: Any) -> RequestContext | None:
+        """Glance's request context as ours, for a store that acts as the user; None for
+        the others (they act as the service), or when Glance gives none or one without a
+        token (the store then says it needs one)."""
+        if not self._acts_as_user or not getattr(context, "auth_token", None):
+            return None
+        return RequestContext.of(context)
 
 
 def _translated(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -23,6 +23,7 @@ __all__ = [
     "ChecksumMismatch",
     "ConfigError",
     "DriverNotFound",
+    "ImageRejected",
     "InUse",
     "InvalidArgument",
     "NotFound",
@@ -101,6 +102,12 @@ class BadLocation(StoreError, ValueError):
 
 class InvalidArgument(StoreError, ValueError):
     """A bad argument: an image id, a hashing algorithm, a range."""
+
+
+class ImageRejected(InvalidArgument):
+    """The image is not what it was declared to be, or failed a safety check of the format
+    inspection (a backing file, a data file, extents outside the image...); nothing was
+    stored."""
 
 
 class ConfigError(StoreError, ValueError):

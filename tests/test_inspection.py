@@ -1,0 +1,236 @@
+"""Format inspection (glance_store_ng.inspection and ``glance-store-ng inspect``) on a
+corpus made here with the real tools: qemu-img and qemu-io (Debian's qemu-utils),
+sgdisk (gdisk), xorriso. ./tools/test installs them; a missing one fails the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from glance_store_ng import errors
+from glance_store_ng.cli import main
+from glance_store_ng.inspection import Inspection
+from glance_store_ng.units import MiB
+
+TOOLS = {"qemu-img": "qemu-utils", "qemu-io": "qemu-utils", "sgdisk": "gdisk", "xorriso": "xorriso"}
+SIZE = 8 * MiB
+
+
+def run(*argv: str) -> None:
+    if shutil.which(argv[0]) is None:
+        pytest.fail(
+            f"{argv[0]} is missing: apt-get install {TOOLS[argv[0]]} (./tools/test does)",
+            pytrace=False,
+        )
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def qemu_img(path: Path, fmt: str, *options: str, size: int = SIZE) -> Path:
+    run("qemu-img", "create", "-q", "-f", fmt, *options, str(path), str(size))
+    return path
+
+
+def qemu_virtual_size(path: Path) -> int:
+    """The virtual size qemu-img tells."""
+    done = subprocess.run(
+        ["qemu-img", "info", "--output", "json", str(path)], check=True, capture_output=True
+    )
+    return int(json.loads(done.stdout)["virtual-size"])
+
+
+def make_corpus(root: Path) -> dict[str, tuple[Path, str, int | None, str | None]]:
+    """name -> (file, expected format, expected virtual size, None if safe else a word of
+    the reason)."""
+    c: dict[str, tuple[Path, str, int | None, str | None]] = {}
+    c["raw"] = (qemu_img(root / "raw.img", "raw"), "raw", SIZE, None)
+    c["qcow2"] = (qemu_img(root / "v3.qcow2", "qcow2"), "qcow2", SIZE, None)
+    c["qcow2 v2"] = (qemu_img(root / "v2.qcow2", "qcow2", "-o", "compat=0.10"), "qcow2", SIZE, None)
+    vhd = qemu_img(root / "d.vhd", "vpc")  # dynamic: the engine reads the header copy
+    c["vhd"] = (vhd, "vhd", qemu_virtual_size(vhd), None)  # rounded to a CHS geometry
+    c["vhdx"] = (qemu_img(root / "d.vhdx", "vhdx"), "vhdx", SIZE, None)
+    c["vmdk sparse"] = (qemu_img(root / "s.vmdk", "vmdk"), "vmdk", SIZE, None)
+    stream = root / "so.vmdk"
+    run("qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized",
+        str(c["raw"][0]), str(stream))  # fmt: skip
+    c["vmdk streamOptimized"] = (stream, "vmdk", SIZE, None)
+    c["vdi"] = (qemu_img(root / "d.vdi", "vdi"), "vdi", SIZE, None)
+    luks = qemu_img(
+        root / "d.luks", "luks", "--object", "secret,id=s0,data=pw", "-o", "key-secret=s0"
+    )
+    c["luks"] = (luks, "luks", SIZE, None)
+    gpt = qemu_img(root / "gpt.raw", "raw")
+    run("sgdisk", "-o", "-n", "1:2048:0", str(gpt))
+    c["gpt"] = (gpt, "gpt", SIZE, None)
+    (root / "iso").mkdir()
+    (root / "iso" / "hello.txt").write_text("hello\n")
+    iso = root / "d.iso"
+    run("xorriso", "-as", "mkisofs", "-quiet", "-o", str(iso), str(root / "iso"))
+    c["iso"] = (iso, "iso", os.path.getsize(iso), None)
+    # hostile
+    backing = qemu_img(root / "backing.qcow2", "qcow2", "-b", "/etc/passwd", "-F", "raw")
+    c["qcow2 backing file"] = (backing, "qcow2", None, "backing_file")
+    data_file = qemu_img(root / "datafile.qcow2", "qcow2", "-o", f"data_file={root}/ext.raw")
+    c["qcow2 data file"] = (data_file, "qcow2", None, "data_file")
+    flat = root / "flat.vmdk"
+    flat.write_text(
+        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
+        'createType="monolithicFlat"\nRW 16384 FLAT "/etc/hosts" 0\n'
+    )
+    c["vmdk extent on a host file"] = (flat, "vmdk", None, "descriptor")
+    c["qed (banned)"] = (qemu_img(root / "d.qed", "qed"), "qed", None, "banned")
+    bad_mbr = qemu_img(root / "badmbr.raw", "raw")
+    with open(bad_mbr, "r+b") as f:  # one partition, a boot flag that is neither 0 nor 0x80
+        f.seek(446)
+        f.write(bytes([0x42, 0, 0, 0, 0x83]))
+        f.seek(510)
+        f.write(b"\x55\xaa")
+    c["MBR with a bad boot flag"] = (bad_mbr, "gpt", None, "mbr")
+    return c
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, tuple[Path, str, int | None, str | None]]:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+CASES = [
+    "raw", "qcow2", "qcow2 v2", "vhd", "vhdx", "vmdk sparse", "vmdk streamOptimized", "vdi",
+    "luks", "gpt", "iso", "qcow2 backing file", "qcow2 data file",
+    "vmdk extent on a host file", "qed (banned)", "MBR with a bad boot flag",
+]  # fmt: skip
+
+
+def inspect_file(path: Path, disk_format: str | None = None, piece: int = 64 * 1024):
+    """Feed the file to an Inspection in pieces; its verdict."""
+    inspection = Inspection(disk_format, label=path.name)
+    data = path.read_bytes()
+    view = memoryview(data)
+    for start in range(0, len(data), piece):
+        inspection.feed(view[start : start + piece])
+    return inspection.finish(len(data))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_image_gets_its_format_size_and_verdict(corpus, case) -> None:
+    path, fmt, virtual, unsafe = corpus[case]
+    if unsafe is None:
+        verdict = inspect_file(path)
+        assert (verdict.format, verdict.virtual_size) == (fmt, virtual)
+    else:
+        with pytest.raises(errors.ImageRejected, match=unsafe) as caught:
+            inspect_file(path)
+        assert fmt in str(caught.value)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_inspect_command(corpus, case, capsys) -> None:
+    path, fmt, virtual, unsafe = corpus[case]
+    code = main(["inspect", "--json", str(path)])
+    shown = json.loads(capsys.readouterr().out)
+    assert code == (0 if unsafe is None else 1)
+    assert shown["safe"] is (unsafe is None)
+    if unsafe is None:
+        assert (shown["disk_format_detected"], shown["virtual_size"]) == (fmt, virtual)
+    else:
+        assert unsafe in shown["reason"]
+
+
+@pytest.mark.parametrize(
+    ("case", "declared", "accepted"),
+    [
+        ("raw", "raw", True),
+        ("gpt", "raw", True),  # a raw disk may hold a partition table
+        ("raw", "ami", True),  # not inspectable: anything no format matched
+        ("qcow2", "qcow2", True),
+        ("qcow2", "raw", False),
+        ("raw", "qcow2", False),
+        ("vmdk sparse", "qcow2", False),
+        ("iso", "raw", False),
+        ("qcow2", "ami", False),
+    ],
+)
+def test_the_declared_disk_format_must_match(corpus, case, declared, accepted) -> None:
+    path = corpus[case][0]
+    if accepted:
+        inspect_file(path, declared)
+    else:
+        with pytest.raises(errors.ImageRejected, match=f"not {declared}"):
+            inspect_file(path, declared)
+
+
+def test_inspect_reads_only_what_the_verdict_needs(corpus, tmp_path, capsys) -> None:
+    """A raw image is decided within its first megabyte; so is a qcow2 with a backing file
+    whose data runs for megabytes more; the command stops reading there."""
+    big = tmp_path / "big-backing.qcow2"
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/passwd", "-F", "raw", str(big),
+        str(64 * MiB))  # fmt: skip
+    run("qemu-io", "-c", "write -P 0x55 0 16M", str(big))
+    assert big.stat().st_size > 16 * MiB
+    assert main(["inspect", "--json", str(big)]) == 1
+    assert json.loads(capsys.readouterr().out)["bytes_read"] <= MiB
+    assert main(["inspect", "--json", str(corpus["raw"][0])]) == 0
+    assert json.loads(capsys.readouterr().out)["bytes_read"] <= MiB
+
+
+def test_inspect_from_stdin(corpus) -> None:
+    for case, code in (("qcow2", 0), ("qcow2 backing file", 1)):
+        with open(corpus[case][0], "rb") as f:
+            done = subprocess.run(
+                [sys.executable, "-m", "glance_store_ng.cli", "inspect", "-", "--disk-format",
+                 "qcow2"],
+                stdin=f,
+                capture_output=True,
+                text=True,
+            )  # fmt: skip
+        assert done.returncode == code, done.stderr
+        assert ("verdict:      safe" if code == 0 else "REJECTED") in done.stdout
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    case=st.sampled_from(CASES),
+    cut=st.integers(min_value=0, max_value=1 << 20),
+    flips=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 255)), max_size=8),
+    piece=st.sampled_from([1, 7, 512, 4096, 65536]),
+)
+def test_truncated_and_mutated_headers_give_a_verdict_or_our_error(
+    corpus, case, cut, flips, piece
+) -> None:
+    """Whatever the bytes: a Verdict, or ImageRejected; never another exception."""
+    if piece < 512:  # byte by byte: a shorter prefix, or each example takes seconds
+        cut = min(cut, 8192)
+    data = bytearray(corpus[case][0].read_bytes()[:cut])
+    for offset, mask in flips:
+        if offset < len(data):
+            data[offset] ^= mask
+    inspection = Inspection(label="mutated")
+    try:
+        view = memoryview(bytes(data))
+        for start in range(0, len(view), piece):
+            inspection.feed(view[start : start + piece])
+        inspection.finish()
+    except errors.ImageRejected:
+        pass
+
+
+def test_without_the_engine_asking_for_inspection_says_what_to_install(monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_oslo(name, *args, **kwargs):
+        if name.startswith("oslo_utils"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_oslo)
+    with pytest.raises(errors.ConfigError, match=r"glance_store_ng\[inspect\]"):
+        Inspection("raw")

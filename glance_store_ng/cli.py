@@ -132,6 +132,8 @@ def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
             args.hashing_algo,
             args.backend,
             checksum=args.checksum,
+            disk_format=args.disk_format,
+            inspect=args.inspect,
         )
     finally:
         progress.finish()
@@ -152,12 +154,25 @@ def cmd_add(args: argparse.Namespace, stores: Stores) -> int:
             else "checksum:   not computed (--no-checksum)",
             f"multihash:  {result.multihash}  ({result.hash_algo})",
             f"zero bytes: {result.zero_bytes}  (left as holes, not written)",
+            _verdict_line(result.metadata),
             f"time:       {took}",
             f"hashing:    {native.IMPLEMENTATION}",
         ],
     )
     _advise_if_fallback()
     return 0
+
+
+def _verdict_line(metadata: dict[str, Any]) -> str:
+    """What the add's format inspection found, in one line."""
+    if "inspection_rejected" in metadata:
+        return f"inspection: would be rejected (detect only): {metadata['inspection_rejected']}"
+    if "disk_format_detected" in metadata:
+        return (
+            f"inspection: {metadata['disk_format_detected']}, virtual size "
+            f"{metadata['virtual_size']}, safe"
+        )
+    return "inspection: off"
 
 
 def _advise_if_fallback() -> None:
@@ -293,8 +308,6 @@ def cmd_inspect(args: argparse.Namespace, stores: Stores | None) -> int:
     """Inspect a file (or stdin) as an add would, storing nothing: 0 safe, 1 rejected."""
     from .inspection import Inspection
 
-    # The engine logs each failed check as a warning: the verdict below says it once.
-    logging.getLogger("oslo_utils.imageutils.format_inspector").setLevel(logging.ERROR)
     name = "stdin" if args.file == "-" else args.file
     inspection = Inspection(args.disk_format, label=name)
     with contextlib.ExitStack() as stack:
@@ -585,6 +598,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("file", metavar="FILE", help="the image file ('-' reads standard input)")
     add.add_argument("--id", help="the image id (default: a new UUID)")
     add.add_argument(
+        "--disk-format", metavar="FORMAT",
+        help="what the image is (raw, qcow2...): with inspection, other data is refused",
+    )  # fmt: skip
+    add.add_argument(
+        "--inspect", choices=("enforce", "detect", "off"),
+        help="format inspection (default: the store's image_inspection, auto: enforce when "
+        "the inspect extra is installed)",
+    )  # fmt: skip
+    add.add_argument(
         "--hashing-algo",
         default="sha512",
         help="the multihash algorithm: any hashlib one, xxh3_64 or xxh3_128 (default: sha512)",
@@ -765,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The format inspector logs each failed check as a warning; our error says it once.
+    logging.getLogger("oslo_utils.imageutils.format_inspector").setLevel(logging.ERROR)
     args.progress = args.progress and not args.json and sys.stderr.isatty()
     try:
         if args.func in (cmd_bench, cmd_inspect):  # no store

@@ -279,10 +279,21 @@ class Stores(Mapping[str, Store]):
         backend: str | None = None,
         checksum: bool = True,
         context: Any = None,
+        disk_format: str | None = None,
+        inspect: str | None = None,
     ) -> AddResult:
         """Store.add into ``backend`` (default: the default backend)."""
         store = self[backend or self.default_backend]
-        return store.add(image_id, data, size, hashing_algo, checksum=checksum, context=context)
+        return store.add(
+            image_id,
+            data,
+            size,
+            hashing_algo,
+            checksum=checksum,
+            context=context,
+            disk_format=disk_format,
+            inspect=inspect,
+        )
 
     def get(
         self,

@@ -27,6 +27,8 @@ one too, so hostile bytes never raise anything else.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from typing import Any
 
 from .errors import ConfigError, ImageRejected
 
-__all__ = ["FORMATS", "Inspection", "Verdict", "acceptable_formats"]
+__all__ = ["FORMATS", "Inspection", "Verdict", "acceptable_formats", "inspection_available"]
 
 LOG = logging.getLogger("glance_store_ng.inspection")
 
@@ -43,6 +45,20 @@ FORMATS = ("raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "qed", "iso", "gpt", "l
 #: Formats whose virtual size is the image's size less a header (none for a plain disk):
 #: known once the whole image is.
 _SIZED_BY_LENGTH = ("raw", "gpt", "luks")
+
+
+@functools.cache
+def inspection_available() -> bool:
+    """Whether the engine is installed (an add's ``auto`` inspection is ``enforce`` then)."""
+    return importlib.util.find_spec("oslo_utils") is not None and _has_engine()
+
+
+def _has_engine() -> bool:
+    try:
+        _engine()
+    except ConfigError:
+        return False
+    return True
 
 
 def _engine() -> Any:

@@ -182,6 +182,20 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         min=0,
         help="Largest image, in bytes, an add accepts (0: no limit). As Glance's image_size_cap.",
     ),
+    Option(
+        "image_inspection",
+        default="auto",
+        choices=("auto", "enforce", "detect", "off"),
+        help="Format inspection of adds (the inspect extra): enforce refuses an image that is "
+        "not its disk_format or fails a safety check; detect records what it found; auto is "
+        "enforce when oslo.utils is installed, else off.",
+    ),
+    Option(
+        "image_inspection_formats",
+        "list",
+        default=[],
+        help="With inspection: the detected formats accepted (empty: all but qed).",
+    ),
     Option("store_description", "str", default="", help="A description shown to users."),
     Option("weight", "int", default=0, help="Preference among backends (as Glance's weight)."),
 )

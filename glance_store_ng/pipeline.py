@@ -22,10 +22,13 @@ caller may refill them) are copied into the ring. A chunk's ``data`` is valid on
 until the driver asks for the next chunk; a driver that keeps data longer (an
 upload in flight) copies it.
 
-A check that fails (size cap, declared size) raises *before* the offending
-chunk reaches the driver, and a declared size that is too large raises when
-the source ends, before the driver's loop finishes: a driver that commits only
-after consuming the whole stream never commits a bad image.
+A check that fails (size cap, declared size, format inspection) raises *before*
+the offending chunk reaches the driver, and a declared size that is too large
+(or a verdict due only at the end: a VMDK footer) raises when the source ends,
+before the driver's loop finishes: a driver that commits only after consuming
+the whole stream never commits a bad image. The format inspection
+(glance_store_ng.inspection) sees each chunk on the caller's thread, as a view:
+it is decided within the first megabyte or so, after which it costs nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import native
-from .errors import InvalidArgument, SizeLimitExceeded, SizeMismatch
+from .errors import ImageRejected, InvalidArgument, SizeLimitExceeded, SizeMismatch
 
 __all__ = [
     "Chunk",
@@ -149,6 +152,8 @@ class Ingest:
         label: str = "image",
         depth: int = DEPTH,
         md5: bool = True,
+        inspection: Any = None,
+        enforce: bool = True,
     ) -> None:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise InvalidArgument(f"size must be a non-negative integer or None, not {size!r}")
@@ -178,6 +183,14 @@ class Ingest:
         self.zero_bytes = 0
         self.finished = False
         self._started = False
+        self.inspection = inspection
+        """The :class:`~glance_store_ng.inspection.Inspection` fed every chunk, if any."""
+        self.enforce = enforce
+        """Whether a rejected image fails the add (else the rejection is only recorded)."""
+        self.verdict: Any = None
+        """The inspection's Verdict once the data ended (None: no inspection, or rejected)."""
+        self.rejection: str | None = None
+        """Why the inspection rejected an image it was told not to enforce on."""
 
     def wrote_zeros(self, count: int) -> None:
         """The driver wrote ``count`` bytes of found zero blocks after all (a run too short
@@ -283,6 +296,7 @@ class Ingest:
                 offset = self.size
                 try:
                     self._check_size(offset + len(view))
+                    self._inspect(view)
                 except BaseException:
                     self._ring.append(slot)
                     raise
@@ -301,12 +315,28 @@ class Ingest:
                     f"{self.label}: the data ended after {self.size} bytes but its declared "
                     f"size is {self.declared_size} bytes; nothing was stored"
                 )
+            self._inspect(None)
             self._pipe.close()
             finished = True
         finally:
             if not finished:
                 self._pipe.close(abandon=True)
         self.finished = True
+
+    def _inspect(self, view: memoryview | None) -> None:
+        """Feed the inspection (``None``: the data ended, the verdict is due); a rejection
+        raises when enforced, else it is recorded and inspecting stops."""
+        if self.inspection is None or self.rejection is not None:
+            return
+        try:
+            if view is None:
+                self.verdict = self.inspection.finish(self.size)
+            else:
+                self.inspection.feed(view)
+        except ImageRejected as exc:
+            if self.enforce:
+                raise
+            self.rejection = str(exc)
 
     def _check_size(self, total: int) -> None:
         if self.size_cap and total > self.size_cap:

@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 
 from .context import using_context
 from .errors import BadLocation, InvalidArgument
+from .inspection import Inspection, inspection_available
 from .locations import Location, parse_location
 from .options import COMMON_OPTIONS, Option, mask_options, resolve_options
 from .pipeline import DEFAULT_CHUNK_SIZE, ZERO_BLOCK_SIZE, Ingest
@@ -249,6 +250,8 @@ class Store(abc.ABC):
         hashing_algo: str = "sha512",
         checksum: bool = True,
         context: Any = None,
+        disk_format: str | None = None,
+        inspect: str | None = None,
     ) -> AddResult:
         """Store ``data`` as image ``image_id``.
 
@@ -263,6 +266,17 @@ class Store(abc.ABC):
         :class:`~glance_store_ng.context.RequestContext` (or Glance's request
         context), for stores that act as the user (Swift multi-tenant); others
         ignore it.
+
+        ``disk_format`` is what the image is declared to be (Glance's ``disk_format``).
+        ``inspect`` (``enforce``, ``detect``, ``off``; default: the store's option
+        ``image_inspection``) inspects the data as it streams with oslo.utils' format
+        inspector (glance_store_ng.inspection): enforced, an image that is not its
+        ``disk_format``, or fails a safety check (backing file, data file, VMDK extents,
+        two formats at once...), raises ImageRejected as soon as that is known, and nothing
+        is stored. The detected format, the virtual size and the checks run are in
+        ``AddResult.metadata`` (``disk_format_detected``, ``virtual_size``,
+        ``inspection_checks``; with ``detect``, ``inspection_rejected`` says why an image
+        would have been refused).
 
         Raises AlreadyExists (nothing overwritten), SizeLimitExceeded,
         SizeMismatch, StorageFull, InvalidArgument, or the backend's errors;
@@ -288,6 +302,7 @@ class Store(abc.ABC):
             zero_block_size=ZERO_BLOCK_SIZE if capabilities.thin else None,
             label=f"{self.label}: image {image_id}",
             md5=checksum or self.MD5_FOR_TRANSFERS,
+            **self._inspection(image_id, disk_format, inspect),
         )
         with using_context(context):
             location = self._add(image_id, ingest)
@@ -302,7 +317,11 @@ class Store(abc.ABC):
             checksum=ingest.checksum if checksum else None,
             multihash=ingest.multihash,
             hash_algo=ingest.hash_algo,
-            metadata={"store": self.backend} if self.backend else {},
+            metadata={
+                **({"store": self.backend} if self.backend else {}),
+                **(ingest.verdict.as_metadata() if ingest.verdict else {}),
+                **({"inspection_rejected": ingest.rejection} if ingest.rejection else {}),
+            },
             zero_bytes=ingest.zero_bytes,
             seconds=seconds,
         )
@@ -315,6 +334,24 @@ class Store(abc.ABC):
             seconds,
         )
         return result
+
+    def _inspection(
+        self, image_id: str, disk_format: str | None, mode: str | None
+    ) -> dict[str, Any]:
+        """The Ingest's inspection arguments for an add (none when inspection is off)."""
+        mode = mode or self.conf["image_inspection"]
+        if mode not in ("auto", "enforce", "detect", "off"):
+            raise InvalidArgument(f"inspect must be enforce, detect or off, not {mode!r}")
+        if mode == "auto":
+            mode = "enforce" if inspection_available() else "off"
+        if mode == "off":
+            return {}
+        allowed = tuple(self.conf["image_inspection_formats"]) or None
+        label = f"{self.label}: image {image_id}"
+        return {
+            "inspection": Inspection(disk_format, allowed, label),
+            "enforce": mode == "enforce",
+        }
 
     def get(
         self,

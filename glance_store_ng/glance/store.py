@@ -83,6 +83,7 @@ class GlanceAdapter(driver.Store):
             )
         options = {name: value for name, value in given.items() if name in known}
         options["image_size_cap"] = 0  # Glance enforces its own image_size_cap
+        options["image_inspection"] = "off"  # and inspects what is uploaded to it
         previous = self._store
         try:
             self._store = open_store(self.DRIVER, options, backend=self.backend_group)

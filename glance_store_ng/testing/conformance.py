@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import struct
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,6 +42,15 @@ def mostly_zero(size: int, block: int = 4096, seed: int = 0) -> bytes:
         if rng.random() < 0.25:
             out[offset : offset + block] = rng.randbytes(min(block, size - offset))
     return bytes(out)
+
+
+def hostile_qcow2(data_size: int) -> bytes:
+    """A qcow2 image whose header names a backing file on the host (what CVE-2024-32498's
+    kind of image does), then ``data_size`` bytes of data: any inspection must refuse it."""
+    name = b"/etc/passwd"
+    # magic, version 2, backing file offset and size, cluster bits, virtual size
+    header = struct.pack(">4sIQIIQ", b"QFI\xfb", 2, 512, len(name), 16, 1 << 30)
+    return header.ljust(512, b"\0") + name.ljust(512, b"\0") + random_bytes(data_size, 11)
 
 
 class _Boom(Exception):
@@ -208,6 +218,16 @@ class AddTests:
             assert _read(store, result.location) == data
             store.delete(result.location)
 
+    def test_inspection_records_the_format_and_virtual_size(
+        self, make_store: Callable[..., Store]
+    ) -> None:
+        store = make_store(image_inspection="enforce")
+        data = random_bytes(600_000, seed=13)
+        result = store.add(new_id(), data, len(data), disk_format="raw")
+        assert result.metadata["disk_format_detected"] == "raw"
+        assert result.metadata["virtual_size"] == len(data)
+        store.delete(result.location)
+
     def test_empty_image(self, store: Store) -> None:
         result = store.add(new_id(), b"", 0)
         assert result.size == 0
@@ -352,6 +372,35 @@ class FailedAddTests:
         result = store.add(image_id, b"after the failure")
         assert _read(store, result.location) == b"after the failure"
         store.delete(result.location)
+
+    def test_hostile_image_is_refused_early_and_leaves_nothing(
+        self, make_store: Callable[..., Store]
+    ) -> None:
+        """With inspection enforced, a qcow2 naming a host file as its backing file fails
+        its add once its header was read (far from its end) and nothing is stored."""
+        store = make_store(image_inspection="enforce")
+        image = hostile_qcow2(8 * MiB)
+        given: list[int] = []
+
+        def source() -> Iterator[bytes]:
+            for offset in range(0, len(image), 256 * 1024):
+                given.append(offset)
+                yield image[offset : offset + 256 * 1024]
+
+        before = self.backend_listing(store)  # type: ignore[attr-defined]
+        with pytest.raises(errors.ImageRejected, match="backing_file") as caught:
+            store.add(new_id(), source(), len(image), disk_format="qcow2")
+        assert "qcow2" in str(caught.value)
+        assert given[-1] < 2 * MiB  # the source was not read to its end
+        assert self.backend_listing(store) == before  # type: ignore[attr-defined]
+
+    def test_data_of_another_format_than_declared_is_refused(
+        self, make_store: Callable[..., Store]
+    ) -> None:
+        store = make_store(image_inspection="enforce")
+        self._assert_add_fails_cleanly(
+            store, errors.ImageRejected, new_id(), random_bytes(300_000, 12), disk_format="qcow2"
+        )
 
     def test_source_error_propagates_and_leaves_nothing(self, store: Store) -> None:
         data = random_bytes(store.chunk_size * 3, seed=5)

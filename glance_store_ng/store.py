@@ -165,6 +165,11 @@ class Store(abc.ABC):
         self.backend = backend
         self.conf: dict[str, Any] = resolve_options(self.all_options(), options or {}, self.label)
         self.configure()
+        mode = self.conf["image_inspection"]
+        if mode == "auto":  # decided (and the engine imported) once, when the store opens
+            mode = "enforce" if inspection_available() else "off"
+        self.inspection_mode: str = mode
+        """How adds are inspected unless told otherwise: enforce, detect or off."""
 
     # -- what a driver declares or implements ------------------------------------------------
 
@@ -339,11 +344,9 @@ class Store(abc.ABC):
         self, image_id: str, disk_format: str | None, mode: str | None
     ) -> dict[str, Any]:
         """The Ingest's inspection arguments for an add (none when inspection is off)."""
-        mode = mode or self.conf["image_inspection"]
-        if mode not in ("auto", "enforce", "detect", "off"):
+        mode = mode or self.inspection_mode
+        if mode not in ("enforce", "detect", "off"):
             raise InvalidArgument(f"inspect must be enforce, detect or off, not {mode!r}")
-        if mode == "auto":
-            mode = "enforce" if inspection_available() else "off"
         if mode == "off":
             return {}
         allowed = tuple(self.conf["image_inspection_formats"]) or None

@@ -119,7 +119,8 @@ def test_config_file_and_backend_choice(run, tmp_path):
         run("--config", str(conf), "--backend", "cold", "--json", "add", "/etc/hostname").stdout
     )
     assert out["location"].startswith(f"file://{tmp_path}/cold/")
-    assert out["metadata"] == {"store": "cold"}
+    assert out["metadata"]["store"] == "cold"
+    assert out["metadata"]["disk_format_detected"] == "raw"  # inspected by default
     listing = run("--config", str(conf), "drivers").stdout.decode()
     assert "fast (default)" in listing and "cold" in listing
 

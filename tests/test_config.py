@@ -47,7 +47,7 @@ filesystem_thin_provisioning = False
         assert not stores["cold"].capabilities.thin
         fast = stores.add("img-1", b"one")
         cold = stores.add("img-2", b"two", backend="cold")
-        assert fast.metadata == {"store": "fast"} and cold.metadata == {"store": "cold"}
+        assert (fast.metadata["store"], cold.metadata["store"]) == ("fast", "cold")
         assert stores.get(cold.location).read() == b"two"  # routed by location
         assert stores.get_size(fast.location) == 3
         stores.delete(fast.location)

@@ -234,3 +234,24 @@ def test_without_the_engine_asking_for_inspection_says_what_to_install(monkeypat
     monkeypatch.setattr(builtins, "__import__", no_oslo)
     with pytest.raises(errors.ConfigError, match=r"glance_store_ng\[inspect\]"):
         Inspection("raw")
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["no disk_format", "disk_format"])
+@pytest.mark.parametrize("case", CASES)
+def test_add_gives_each_image_its_verdict(corpus, tmp_path, case, declared) -> None:
+    """Through a store's add (the filesystem store, inspection on by default): the same
+    format and virtual size in the result, or ImageRejected and nothing stored."""
+    from glance_store_ng import open_store
+
+    path, fmt, virtual, unsafe = corpus[case]
+    disk_format = fmt if declared else None
+    options = {"filesystem_store_datadir": str(tmp_path / "images")}
+    with open_store("file", options) as store, open(path, "rb") as f:
+        if unsafe is None:
+            result = store.add("img", f, path.stat().st_size, disk_format=disk_format)
+            assert result.metadata["disk_format_detected"] == fmt
+            assert result.metadata["virtual_size"] == virtual
+            return
+        with pytest.raises(errors.ImageRejected, match=unsafe):
+            store.add("img", f, path.stat().st_size, disk_format=disk_format)
+    assert list((tmp_path / "images").iterdir()) == []

@@ -672,8 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Inspects FILE (- for standard input) with oslo.utils' format inspector, as Glance "
             "does: the format (raw, qcow2, vmdk, vhd, vhdx, vdi, qed, iso, gpt, luks), the "
             "virtual size, and the safety checks (backing file, data file, VMDK extents, "
-            "MBR/GPT...). Exits 1 when the image fails a check, holds two formats at once, "
-            "or is not --disk-format. Reads only as much as the verdict needs."
+            "the MBR's partition entries...). Exits 1 when the image fails a check, holds "
+            "two formats at once, or is not --disk-format. Reads a file only as far as the "
+            "verdict needs."
         ),
     )
     inspect.add_argument("file", metavar="FILE", help="the image file, or - for stdin")

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .context import using_context
-from .errors import BadLocation, InvalidArgument
-from .inspection import Inspection, inspection_available
+from .errors import BadLocation, ConfigError, InvalidArgument
+from .inspection import FORMATS, Inspection, inspection_available
 from .locations import Location, parse_location
 from .options import COMMON_OPTIONS, Option, mask_options, resolve_options
 from .pipeline import DEFAULT_CHUNK_SIZE, ZERO_BLOCK_SIZE, Ingest
@@ -165,10 +165,7 @@ class Store(abc.ABC):
         self.backend = backend
         self.conf: dict[str, Any] = resolve_options(self.all_options(), options or {}, self.label)
         self.configure()
-        mode = self.conf["image_inspection"]
-        if mode == "auto":  # decided (and the engine imported) once, when the store opens
-            mode = "enforce" if inspection_available() else "off"
-        self.inspection_mode: str = mode
+        self.inspection_mode: str = self._inspection_mode()
         """How adds are inspected unless told otherwise: enforce, detect or off."""
 
     # -- what a driver declares or implements ------------------------------------------------
@@ -339,6 +336,31 @@ class Store(abc.ABC):
             seconds,
         )
         return result
+
+    def _inspection_mode(self) -> str:
+        """``image_inspection`` with ``auto`` decided (the engine is not imported here)."""
+        mode, available = self.conf["image_inspection"], inspection_available()
+        unknown = set(self.conf["image_inspection_formats"]) - set(FORMATS)
+        if unknown:
+            raise ConfigError(
+                f"{self.label}: image_inspection_formats names {', '.join(sorted(unknown))}, "
+                f"which the inspection does not know: use some of {', '.join(FORMATS)}"
+            )
+        if mode in ("enforce", "detect") and not available:
+            raise ConfigError(
+                f"{self.label}: image_inspection = {mode} needs oslo.utils' format inspector: "
+                "pip install 'glance_store_ng[inspect]'"
+            )
+        if mode == "auto":
+            if not available:
+                LOG.warning(
+                    "%s: adds are not inspected (image_inspection = auto and no "
+                    "oslo.utils): pip install 'glance_store_ng[inspect]'",
+                    self.label,
+                )
+                return "off"
+            return "enforce"
+        return str(mode)
 
     def _inspection(
         self, image_id: str, disk_format: str | None, mode: str | None

@@ -244,7 +244,8 @@ def test_add_gives_each_image_its_verdict(corpus, tmp_path, case, declared) -> N
     from glance_store_ng import open_store
 
     path, fmt, virtual, unsafe = corpus[case]
-    disk_format = fmt if declared else None
+    # what Glance would call it: a partitioned disk is raw; it knows no qed
+    disk_format = {"gpt": "raw", "qed": None}.get(fmt, fmt) if declared else None
     options = {"filesystem_store_datadir": str(tmp_path / "images")}
     with open_store("file", options) as store, open(path, "rb") as f:
         if unsafe is None:
@@ -255,3 +256,92 @@ def test_add_gives_each_image_its_verdict(corpus, tmp_path, case, declared) -> N
         with pytest.raises(errors.ImageRejected, match=unsafe):
             store.add("img", f, path.stat().st_size, disk_format=disk_format)
     assert list((tmp_path / "images").iterdir()) == []
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_verdict_does_not_depend_on_how_the_stream_is_cut(corpus, case) -> None:
+    """The uploader chooses the pieces: tiny, odd, or larger than the engine's parsing
+    windows; a short first piece then big ones. Same verdict every time."""
+    path = corpus[case][0]
+    outcomes = set()
+    for cut in ([7], [4096], [65536], [MiB], [8 * MiB], [100, 8 * MiB]):
+        inspection = Inspection(label="cut")
+        data = memoryview(path.read_bytes())
+        pieces, start, i = [], 0, 0
+        while start < len(data):
+            size = cut[min(i, len(cut) - 1)]
+            pieces.append(data[start : start + size])
+            start, i = start + size, i + 1
+        if cut == [7]:  # tiny pieces up to just past the first megabyte, then the rest
+            tiny = (MiB + 4096) // 7
+            pieces = pieces[:tiny] + [data[tiny * 7 :]]
+        try:
+            for piece in pieces:
+                inspection.feed(piece)
+            verdict = inspection.finish(len(data))
+            outcomes.add((verdict.format, verdict.virtual_size))
+        except errors.ImageRejected as exc:
+            outcomes.add(("rejected", str(exc).split(": ", 1)[1]))
+    assert len(outcomes) == 1, outcomes
+
+
+def test_a_second_format_in_the_headers_does_not_delay_the_refusal() -> None:
+    """A hostile qcow2 that also carries a VHDX region table pointing far away (so that
+    inspector never completes) is still refused once the qcow2 header was read."""
+    from glance_store_ng.testing.conformance import hostile_qcow2
+
+    image = bytearray(hostile_qcow2(8 * MiB))
+    image[64 * 1024 : 64 * 1024 + 8] = b"vhdxfile"
+    image[192 * 1024 : 192 * 1024 + 4] = b"regi"
+    inspection = Inspection(label="decoy")
+    with pytest.raises(errors.ImageRejected, match="backing_file"):
+        for start in range(0, len(image), 256 * 1024):
+            inspection.feed(memoryview(image)[start : start + 256 * 1024])
+    assert inspection.consumed <= 2 * MiB
+
+
+def test_detect_records_what_enforce_refuses(corpus, tmp_path) -> None:
+    from glance_store_ng import open_store
+
+    path = corpus["qcow2 backing file"][0]
+    options = {"filesystem_store_datadir": str(tmp_path), "image_inspection": "detect"}
+    with open_store("file", options) as store:
+        result = store.add("img", path.read_bytes(), disk_format="qcow2")
+        assert "backing_file" in result.metadata["inspection_rejected"]
+        with pytest.raises(errors.ImageRejected):
+            store.add("img2", path.read_bytes(), inspect="enforce")
+        plain = store.add("img3", b"x" * 1000, inspect="off")
+        assert "disk_format_detected" not in plain.metadata
+
+
+def test_inspect_from_stdin_gives_a_raw_images_whole_size(corpus) -> None:
+    with open(corpus["raw"][0], "rb") as f:
+        done = subprocess.run(
+            [sys.executable, "-m", "glance_store_ng.cli", "inspect", "--json", "-"],
+            stdin=f, capture_output=True, text=True,
+        )  # fmt: skip
+    shown = json.loads(done.stdout)
+    assert (shown["virtual_size"], shown["bytes_read"]) == (SIZE, SIZE)
+
+
+def test_options_and_arguments_are_checked(tmp_path) -> None:
+    from glance_store_ng import open_store
+
+    with pytest.raises(errors.ConfigError, match="qcow"):
+        open_store("file", {"filesystem_store_datadir": str(tmp_path),
+                            "image_inspection_formats": "raw, qcow"})  # fmt: skip
+    with open_store("file", {"filesystem_store_datadir": str(tmp_path)}) as store:
+        with pytest.raises(errors.InvalidArgument, match="disk_format 'QCOW2'"):
+            store.add("img", b"x", disk_format="QCOW2")
+        with pytest.raises(errors.InvalidArgument, match="enforce, detect or off"):
+            store.add("img", b"x", inspect="yes")
+
+
+def test_opening_a_store_does_not_import_the_engine(tmp_path) -> None:
+    code = (
+        "import sys; from glance_store_ng import open_store; "
+        f"s = open_store('file', {{'filesystem_store_datadir': {str(tmp_path)!r}}}); "
+        "print(s.inspection_mode, any(m.startswith('oslo_utils') for m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["enforce", "False"], done.stderr

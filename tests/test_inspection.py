@@ -93,6 +93,24 @@ def make_corpus(root: Path) -> dict[str, tuple[Path, str, int | None, str | None
         f.seek(510)
         f.write(b"\x55\xaa")
     c["MBR with a bad boot flag"] = (bad_mbr, "gpt", None, "mbr")
+    features = root / "features.qcow2"
+    shutil.copy(c["qcow2"][0], features)
+    with open(features, "r+b") as f:  # an incompatible feature bit qemu does not define
+        f.seek(0x4E)
+        bits = f.read(1)[0]
+        f.seek(0x4E)
+        f.write(bytes([bits | 0x04]))
+    c["qcow2 unknown feature"] = (features, "qcow2", None, "unknown_features")
+    both = root / "qcow2-and-iso.qcow2"
+    shutil.copy(c["qcow2"][0], both)
+    with open(both, "r+b") as f:  # an ISO volume descriptor in the qcow2's unused space
+        f.seek(32768)
+        f.write(iso.read_bytes()[32768:34816])
+    c["two formats at once"] = (both, "qcow2", None, "several formats")
+    boot = root / "bootable.iso"
+    shutil.copy(iso, boot)
+    run("sgdisk", "-o", "-n", "1:64:0", str(boot))  # a GPT in the ISO's system area
+    c["ISO with a GPT in front"] = (boot, "iso", os.path.getsize(boot), None)
     return c
 
 
@@ -105,6 +123,7 @@ CASES = [
     "raw", "qcow2", "qcow2 v2", "vhd", "vhdx", "vmdk sparse", "vmdk streamOptimized", "vdi",
     "luks", "gpt", "iso", "qcow2 backing file", "qcow2 data file",
     "vmdk extent on a host file", "qed (banned)", "MBR with a bad boot flag",
+    "qcow2 unknown feature", "two formats at once", "ISO with a GPT in front",
 ]  # fmt: skip
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -223,21 +224,27 @@ def test_inspect_from_stdin(corpus) -> None:
 def test_truncated_and_mutated_headers_give_a_verdict_or_our_error(
     corpus, case, cut, flips, piece
 ) -> None:
-    """Whatever the bytes: a Verdict, or ImageRejected; never another exception."""
+    """Whatever the bytes: a Verdict, or ImageRejected; never another exception, and the
+    inspection's memory stays within a few megabytes whatever the headers claim."""
     if piece < 512:  # byte by byte: a shorter prefix, or each example takes seconds
         cut = min(cut, 8192)
     data = bytearray(corpus[case][0].read_bytes()[:cut])
     for offset, mask in flips:
         if offset < len(data):
             data[offset] ^= mask
-    inspection = Inspection(label="mutated")
+    view = memoryview(bytes(data))
+    tracemalloc.start()
     try:
-        view = memoryview(bytes(data))
+        inspection = Inspection(label="mutated")
         for start in range(0, len(view), piece):
             inspection.feed(view[start : start + piece])
         inspection.finish()
     except errors.ImageRejected:
         pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 8 * MiB
 
 
 def test_without_the_engine_asking_for_inspection_says_what_to_install(monkeypatch) -> None:

@@ -9,9 +9,9 @@ fsync (the fastest store, where a cost shows most), alternately with
 process (its CPU seconds are its own; the engine, which a running service imports once
 at its first inspected add, is imported before the timed add). Prints the median MB/s
 and CPU seconds of each, and the ratio of inspected to uninspected throughput. Whole
-adds differ by more between
-rounds than inspection costs, so it also times the inspection alone on each image (the
-file read in 1 MiB pieces, only the feed and finish calls timed): its share of an add.
+adds differ by more between rounds than inspection costs, so it also times the
+inspection alone on each image (the file read in 1 MiB pieces, only the feed and
+finish calls timed): its share of an add.
 """
 
 from __future__ import annotations

@@ -253,11 +253,8 @@ class Inspection:
                 f"{self.label}: the data is {name}, not {self.disk_format} (its disk_format): "
                 "declare the format it has, or convert it"
             )
-        if (
-            self.allowed is not None
-            and name not in self.allowed
-            and not (name == "gpt" and "raw" in self.allowed)
-        ):
+        accepted = {found for each in self.allowed or () for found in acceptable_formats(each)}
+        if self.allowed is not None and name not in accepted:
             raise ImageRejected(
                 f"{self.label}: {name} images are not accepted here (allowed: "
                 f"{', '.join(self.allowed)})"

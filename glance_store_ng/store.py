@@ -106,6 +106,9 @@ class Capabilities:
     """When thin: the shortest all-zero run left unwritten (shorter ones are written)."""
     max_image_size: int | None = None
     """The largest image the backend accepts, when it has a limit (add enforces it)."""
+    acts_as_user: bool = False
+    """Each call acts as the requesting user, with the ``context=`` it is given (Swift
+    multi-tenant): a caller must pass one."""
 
 
 @dataclass(frozen=True)

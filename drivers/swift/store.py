@@ -307,7 +307,9 @@ class SwiftStore(Store):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(read_range=True, unknown_size=True, thin=False)
+        return Capabilities(
+            read_range=True, unknown_size=True, thin=False, acts_as_user=self.multi_tenant
+        )
 
     def close(self) -> None:
         for account in self._accounts.values():

@@ -184,7 +184,7 @@ class GlanceAdapter(driver.Store):
     @property
     def _acts_as_user(self) -> bool:
         """Whether our store makes each call as the requesting user (Swift multi-tenant)."""
-        return bool(getattr(self._store, "multi_tenant", False))
+        return bool(self._store.capabilities.acts_as_user)
 
     def _context(self, context: Any) -> RequestContext | None:
         """Glance's request context as ours, for a store that acts as the user; None for

@@ -61,10 +61,11 @@ _SIZED_BY_LENGTH = ("raw", "gpt", "luks")
 @functools.cache
 def inspection_available() -> bool:
     """Whether the engine is installed (``auto`` inspection is ``enforce`` then); it is not
-    imported to tell."""
+    imported to tell. It needs ``cryptography`` too (for LUKS), which oslo.utils does
+    not require."""
     spec = importlib.util.find_spec("oslo_utils")
     folders = (spec.submodule_search_locations or []) if spec else []
-    return any(
+    return importlib.util.find_spec("cryptography") is not None and any(
         os.path.exists(os.path.join(folder, "imageutils", "format_inspector.py"))
         for folder in folders
     )
@@ -73,9 +74,9 @@ def inspection_available() -> bool:
 def _engine() -> Any:
     try:
         from oslo_utils.imageutils import format_inspector
-    except ImportError:
+    except ImportError as exc:
         raise ConfigError(
-            "format inspection needs oslo.utils' format inspector: "
+            f"format inspection needs oslo.utils' format inspector (missing: {exc.name}): "
             "pip install 'glance_store_ng[inspect]'"
         ) from None
     return format_inspector

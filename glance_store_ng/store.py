@@ -357,8 +357,8 @@ class Store(abc.ABC):
         if mode == "auto":
             if not available:
                 LOG.warning(
-                    "%s: adds are not inspected (image_inspection = auto and no "
-                    "oslo.utils): pip install 'glance_store_ng[inspect]'",
+                    "%s: adds are not inspected (image_inspection = auto, and the inspect extra "
+                    "is not installed): pip install 'glance_store_ng[inspect]'",
                     self.label,
                 )
                 return "off"
